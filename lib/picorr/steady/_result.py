@@ -1,0 +1,173 @@
+"""The result type shared by all steady-state methods, its evidence, and its errors."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..information import Correlations, correlations
+from ..models import QubitModel
+from ..states import BlockState
+
+
+class SteadyStateError(RuntimeError):
+    """A steady-state computation failed; the message says why and what to change."""
+
+
+class NoUniqueSteadyStateError(SteadyStateError):
+    """The model has no unique steady state (e.g. no dissipation, or conserved quantities)."""
+
+
+class NotConvergedError(SteadyStateError):
+    """An iterative solve or a truncation scan did not reach its tolerance."""
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """A steady state with the evidence that it is one.
+
+    Attributes
+    ----------
+    model : QubitModel
+    state : BlockState               -- the blocks rho_J (trace 1)
+    correlations : Correlations      -- m, S(rho_1), S(rho_T), I_M (Eqs. 7, 27-29)
+    method : str                     -- the method that produced it ('rates', 'direct', ...)
+    window : int or None             -- coherence-order truncation |M - M'| <= window (None: none)
+    residual : float                 -- ||L rho||_2 of the returned state (trace 1)
+    relative_residual : float        -- residual / (||L||_1 ||rho||_2)
+    trace : float                    -- sum_J Tr rho_J before the final normalisation check
+    hermiticity_error : float        -- max |rho_{J,M,M'} - conj rho_{J,M',M}|
+    min_eigenvalue : float           -- most negative block eigenvalue
+    condition_estimate : float       -- 1-norm condition estimate of the solved system (nan if none)
+    iterations : int                 -- Krylov iterations (0 for direct solves)
+    unknowns : int                   -- size of the solved system
+    seconds : float                  -- wall time of the solve and its checks
+    peak_rss_bytes : int             -- the process's peak resident memory after the solve
+    info : dict                      -- method-specific extras
+    """
+
+    model: QubitModel
+    state: BlockState
+    correlations: Correlations
+    method: str
+    window: int | None
+    residual: float
+    relative_residual: float
+    trace: float
+    hermiticity_error: float
+    min_eigenvalue: float
+    condition_estimate: float
+    iterations: int
+    unknowns: int
+    seconds: float
+    peak_rss_bytes: int
+    info: dict = field(default_factory=dict)
+
+    @property
+    def N(self) -> int:
+        return self.model.N
+
+    @property
+    def m(self) -> np.ndarray:
+        return self.correlations.m
+
+    @property
+    def IM_per_N(self) -> float:
+        return self.correlations.IM_per_N
+
+    def summary(self) -> dict:
+        """Plain-Python summary (the command line's JSON keys)."""
+        c = self.correlations
+        return {
+            "N": self.N,
+            "IM_per_N": c.IM_per_N,
+            "I_M": c.I_M,
+            "S_T": c.S_T,
+            "S_1": c.S_1,
+            "m": [float(x) for x in c.m],
+            "method": self.method,
+            "window": self.window,
+            "residual": self.residual,
+            "relative_residual": self.relative_residual,
+            "trace": self.trace,
+            "hermiticity_error": self.hermiticity_error,
+            "min_eigenvalue": self.min_eigenvalue,
+            "condition_estimate": self.condition_estimate,
+            "iterations": self.iterations,
+            "unknowns": self.unknowns,
+            "seconds": self.seconds,
+            "peak_rss_gb": self.peak_rss_bytes / 1e9,
+            **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool))},
+        }
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+def hermiticity_error(state: BlockState) -> float:
+    """max |rho_{J,M,M'} - conj(rho_{J,M',M})| over stored pairs."""
+    lay = state.layout
+    jidx, i, k = lay.elements
+    t = lay.index(jidx, k, i)
+    ok = t >= 0
+    if not ok.any():
+        return 0.0
+    return float(np.max(np.abs(state.rho[ok] - np.conj(state.rho[t[ok]]))))
+
+
+def finish(
+    model: QubitModel,
+    state: BlockState,
+    L: sp.spmatrix,
+    *,
+    method: str,
+    window,
+    t0: float,
+    tol: float,
+    condition_estimate: float = float("nan"),
+    iterations: int = 0,
+    info: dict | None = None,
+) -> SteadyState:
+    """Normalise, gather the evidence, and refuse states that are not steady states."""
+    import time
+
+    trace = state.trace
+    if not np.isfinite(trace) or abs(trace) < 1e-300:
+        raise SteadyStateError(f"solve returned a state with trace {trace!r}")
+    state = BlockState(state.layout, state.rho / trace)
+    r = L @ state.rho
+    residual = float(np.linalg.norm(r))
+    normL = float(abs(L).sum(axis=0).max()) if L.nnz else 0.0
+    rel = residual / max(normL * float(np.linalg.norm(state.rho)), 1e-300)
+    if not rel <= tol:
+        raise SteadyStateError(
+            f"the returned state is not stationary: relative residual {rel:.2e} > tol={tol:.1e}"
+            f" (method {method!r})"
+        )
+    herm = hermiticity_error(state)
+    corr = correlations(state)  # raises NegativeEigenvalueError beyond round-off
+    return SteadyState(
+        model=model,
+        state=state,
+        correlations=corr,
+        method=method,
+        window=window,
+        residual=residual,
+        relative_residual=rel,
+        trace=trace,
+        hermiticity_error=herm,
+        min_eigenvalue=corr.min_eigenvalue,
+        condition_estimate=condition_estimate,
+        iterations=iterations,
+        unknowns=state.layout.size,
+        seconds=time.perf_counter() - t0,
+        peak_rss_bytes=peak_rss_bytes(),
+        info=info or {},
+    )

@@ -1,0 +1,309 @@
+"""The exact finite-N engine against independent oracles: the full 2^N Lindblad equation,
+the paper's rate equations typed from Eqs. (30)-(31), and analytic states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bruteforce as bf
+from picorr import dicke
+from picorr.dicke import BlockLayout
+from picorr.information import correlations, total_entropy
+from picorr.liouvillian import liouvillian
+from picorr.models import CollectiveJump, ModelError, QubitModel, lmg
+from picorr.states import BlockState, dicke_state, maximally_mixed, product_state
+from picorr.steady import (
+    NoUniqueSteadyStateError,
+    NotConvergedError,
+    steady_state,
+)
+
+# --------------------------------------------------------------------------------------
+# Models under test, described twice: once for the library, once for the oracle
+# --------------------------------------------------------------------------------------
+
+
+def lmg_case(N, coupling, h, Gamma, gamma):
+    K = [[coupling, 0, 0], [0, coupling, 0], [0, 0, 0]]
+    return lmg(N, coupling, h, Gamma, gamma), (K, [h, 0, 0], [(Gamma, 0, 1, 0)], {"+": gamma})
+
+
+def general_case(N):
+    """Everything at once: anisotropic K with cross terms, fields on all axes, a jump
+    mixing J_+ and J_z, collective J_z dephasing, and all three local channels."""
+    K = [[1.3, 0.4, -0.2], [0.4, -0.7, 0.3], [-0.2, 0.3, 0.9]]
+    c = [0.3, -0.45, 0.2]
+    jumps = [(0.8, 0, 1, 0), (0.5, 0.3, 0, 0.6 + 0.2j), (0.4, 0, 0, 1)]
+    local = {"-": 0.35, "+": 0.6, "z": 0.25}
+    model = QubitModel(
+        N=N,
+        K=K,
+        c=c,
+        jumps=tuple(CollectiveJump(g, a_plus=ap, a_minus=am, a_z=az) for g, ap, am, az in jumps),
+        gamma_minus=local["-"],
+        gamma_plus=local["+"],
+        gamma_z=local["z"],
+    )
+    return model, (K, c, jumps, local)
+
+
+def dephasing_case(N):
+    """Local emission and dephasing with collective J_z dephasing (U(1) symmetric)."""
+    K = [[2.0, 0, 0], [0, 2.0, 0], [0, 0, -1.0]]
+    c = [0, 0, 0.4]
+    jumps = [(0.7, 0, 0, 1)]
+    local = {"-": 0.8, "z": 0.5, "+": 0.3}
+    model = QubitModel(N=N, K=K, c=c, jumps=(CollectiveJump(0.7, a_z=1),),
+                       gamma_minus=0.8, gamma_z=0.5, gamma_plus=0.3)
+    return model, (K, c, jumps, local)
+
+
+CASES = {
+    "lmg_h0.5": lambda N: lmg_case(N, 3.0, 0.5, 1.68, 1.0),
+    "lmg_h0": lambda N: lmg_case(N, 3.0, 0.0, 2.7, 1.0),
+    "lmg_hneg": lambda N: lmg_case(N, 3.0, -0.8, 0.6, 1.0),
+    "lmg_strong": lambda N: lmg_case(N, -2.0, 1.1, 3.5, 0.4),
+    "general": general_case,
+    "dephasing": dephasing_case,
+}
+
+
+def embed(E, dims, state):
+    """The full 2^N density matrix of a block state, Eq. (20): sum rho_{J,M,M'} E / dim_J."""
+    J, M, Mp = state.layout.JMM
+    return sum(v * E[(j, a, b)] / dims[j] for v, j, a, b in zip(state.rho, J, M, Mp))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("N", [2, 3, 4, 5, 6, 7])
+def test_steady_state_matches_full_lindblad(name, N):
+    """N <= 5: the oracle solves the 2^N equation itself and the observables must agree.
+    N = 6, 7 (a direct 4^N solve is too slow for the suite): the library's state, embedded
+    in the 2^N space, must be annihilated by the full Lindbladian, and the oracle's own
+    partial traces and entropies of that full matrix must equal the library's values."""
+    model, (K, c, jumps, local) = CASES[name](N)
+    Lfull = bf.lindbladian(bf.hamiltonian(N, K, c), bf.dissipator_terms(N, jumps, local))
+    res = steady_state(model)
+    if N <= 5:
+        rho_full = bf.steady_state(Lfull, 2**N)
+    else:
+        E, dims = bf.dicke_embedding(N)
+        rho_full = embed(E, dims, res.state)
+        r = Lfull @ rho_full.reshape(-1, order="F")
+        assert np.linalg.norm(r) < 1e-11 * max(1.0, abs(Lfull).max())
+        assert abs(np.trace(rho_full) - 1) < 1e-12
+    ref = bf.observables(rho_full, N)
+    assert ref["m_spread"] < 1e-10  # the oracle's state is permutation invariant
+    c = res.correlations
+    np.testing.assert_allclose(c.m, ref["m"], atol=1e-8)
+    assert abs(c.S_T - ref["S_T"]) < 1e-8
+    assert abs(c.S_1 - ref["S_1"]) < 1e-8
+    assert abs(c.I_M - ref["I_M"]) < 1e-8
+    assert res.relative_residual < 1e-12
+    assert res.min_eigenvalue > -1e-12
+
+
+@pytest.mark.parametrize("name", ["general", "lmg_h0.5", "dephasing"])
+@pytest.mark.parametrize("N", [2, 3, 4, 5])
+def test_liouvillian_action_matches_full_lindblad(name, N):
+    """Not only the kernel: L applied to an arbitrary block vector, embedded in the full
+    2^N space through the eigenspaces of J^2 and J_z, equals the full Lindbladian's action."""
+    model, (K, c, jumps, local) = CASES[name](N)
+    E, dims = bf.dicke_embedding(N)
+    lay = BlockLayout(N)
+    J, M, Mp = lay.JMM
+    rng = np.random.default_rng(N)
+    x = rng.normal(size=lay.size) + 1j * rng.normal(size=lay.size)
+
+    def embed(v):
+        out = np.zeros((2**N, 2**N), dtype=complex)
+        for val, j, m, mp in zip(v, J, M, Mp):
+            out += val * E[(j, m, mp)] / dims[j]
+        return out
+
+    Lfull = bf.lindbladian(bf.hamiltonian(N, K, c), bf.dissipator_terms(N, jumps, local))
+    rho = embed(x)
+    lhs = (Lfull @ rho.reshape(-1, order="F")).reshape(2**N, 2**N, order="F")
+    rhs = embed(liouvillian(model, lay) @ x)
+    np.testing.assert_allclose(rhs, lhs, atol=1e-11)
+    # the oracle's multiplicities agree with Eq. (21)
+    for j, d in dims.items():
+        assert abs(np.exp(dicke.ln_dim(N, j)) - d) < 1e-9
+
+
+# --------------------------------------------------------------------------------------
+# The rate equations typed from the paper, Eqs. (30)-(31)
+# --------------------------------------------------------------------------------------
+def paper_rate_matrix(N, Gamma, gamma):
+    states = [(J, Jz) for J in np.arange(N % 2 / 2, N / 2 + 0.1) for Jz in np.arange(-J, J + 0.1)]
+    idx = {s: n for n, s in enumerate(states)}
+    R = np.zeros((len(states), len(states)))
+    for (J, Jz), n in idx.items():
+        C1 = Gamma / N * (1 + J - Jz) * (J + Jz) + gamma * (N / 2 - Jz)
+        C2 = Gamma / N * (J - Jz) * (J + Jz + 1)
+        C3 = gamma * (J - Jz + 1) * (J - Jz + 2) * (N / 2 + J + 2) / (2 * (J + 1) * (2 * J + 3))
+        C4 = gamma * (J - Jz + 1) * (J + Jz) * (N / 2 + 1) / (2 * J * (J + 1)) if J > 0 else 0
+        C5 = gamma * (J + Jz - 1) * (J + Jz) * (N / 2 - J + 1) / (2 * J * (2 * J - 1)) if J > 0.5 else 0
+        R[n, n] -= C1
+        for coef, src in ((C2, (J, Jz + 1)), (C3, (J + 1, Jz - 1)), (C4, (J, Jz - 1)), (C5, (J - 1, Jz - 1))):
+            if src in idx:
+                R[n, idx[src]] += coef
+    return R, idx
+
+
+@pytest.mark.parametrize("N", [2, 5, 8, 13])
+def test_rate_equations_are_eqs_30_31(N):
+    Gamma, gamma = 1.7, 0.6
+    R, idx = paper_rate_matrix(N, Gamma, gamma)
+    lay = BlockLayout(N, 0)
+    L = liouvillian(lmg(N, 3.0, 0.0, Gamma, gamma), lay).toarray()
+    J, M, _ = lay.JMM
+    perm = [idx[(j, m)] for j, m in zip(J, M)]
+    np.testing.assert_allclose(L.imag, 0, atol=1e-14)
+    np.testing.assert_allclose(L.real, R[np.ix_(perm, perm)], atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Paths agree where both apply
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("N", [6, 15, 24])
+def test_rates_path_equals_full_path(N):
+    model = lmg(N, 3.0, 0.0, 1.68, 1.0)
+    a = steady_state(model)
+    b = steady_state(model, method="direct")
+    assert a.method == "rates" and b.method == "direct"
+    assert abs(a.IM_per_N - b.IM_per_N) < 1e-12
+    np.testing.assert_allclose(a.m, b.m, atol=1e-12)
+    # the full path finds no coherences
+    off = np.abs(b.state.rho[b.state.layout.JMM[1] != b.state.layout.JMM[2]])
+    assert off.max() < 1e-12
+
+
+@pytest.mark.parametrize("N,h,Gamma", [(24, 0.5, 1.68), (31, -0.5, 2.7), (40, 0.5, 0.8)])
+def test_krylov_equals_direct(N, h, Gamma):
+    model = lmg(N, 3.0, h, Gamma, 1.0)
+    a = steady_state(model, method="krylov")
+    b = steady_state(model, method="direct")
+    assert abs(a.IM_per_N - b.IM_per_N) < 1e-10
+    np.testing.assert_allclose(a.m, b.m, atol=1e-10)
+    assert a.iterations > 0 and b.iterations == 0
+
+
+def test_auto_choice_is_recorded():
+    assert steady_state(lmg(30, 3, 0, 1, 1)).method == "rates"
+    assert steady_state(lmg(12, 3, 0.5, 1, 1)).method == "direct"
+    assert steady_state(lmg(30, 3, 0.5, 1, 1)).method == "krylov"
+
+
+# --------------------------------------------------------------------------------------
+# Analytic states
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("N", [2, 7, 40, 1000, 10**6])
+def test_maximally_mixed_entropy(N):
+    # N ln 2 = sum_J (2J+1) dim_J ... checks ln dim_J at every size, overflow included
+    lnd = dicke.ln_dim(N, dicke.j_values(N))
+    J = dicke.j_values(N)
+    log_total = np.logaddexp.reduce(np.log(2 * J + 1) + lnd)
+    assert abs(log_total - N * np.log(2)) < 1e-9 * N
+    if N <= 1000:
+        st = maximally_mixed(N)
+        assert abs(st.trace - 1) < 1e-12
+        c = correlations(st)
+        assert abs(c.S_T - N * np.log(2)) < 1e-9 * N
+        assert abs(c.I_M) < 1e-9 * N
+
+
+@pytest.mark.parametrize("N", [2, 10, 40, 300])
+def test_dicke_state_has_IM_N_ln2(N):
+    c = correlations(dicke_state(N, 0))
+    assert abs(c.S_T) < 1e-12
+    assert abs(c.I_M - N * np.log(2)) < 1e-9
+
+
+@pytest.mark.parametrize("N", [3, 20, 61])
+@pytest.mark.parametrize("bloch", [(0, 0, 1), (0.3, -0.2, 0.5), (0.6, 0.0, -0.7)])
+def test_product_state_has_no_correlations(N, bloch):
+    st = product_state(N, bloch)
+    c = correlations(st)
+    np.testing.assert_allclose(c.m, bloch, atol=1e-10)
+    assert abs(c.I_M) < 1e-8
+    p = (1 + np.linalg.norm(bloch)) / 2
+    b = -p * np.log(p) - (1 - p) * np.log(1 - p) if p < 1 else 0.0
+    assert abs(c.S_T - N * b) < 1e-8
+
+
+def test_product_state_matches_full_space():
+    N, m = 4, np.array([0.2, 0.4, -0.3])
+    rho1 = 0.5 * (bf.I2 + m[0] * bf.SX + m[1] * bf.SY + m[2] * bf.SZ)
+    full = rho1
+    for _ in range(N - 1):
+        full = np.kron(full, rho1)
+    E, dims = bf.dicke_embedding(N)
+    np.testing.assert_allclose(embed(E, dims, product_state(N, m)), full, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Errors: named parameters, no silent answers
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        (dict(N=1), "N"),
+        (dict(N=3.5), "N"),
+        (dict(N=True), "N"),
+        (dict(Gamma=-1), "Gamma"),
+        (dict(gamma=float("nan")), "gamma"),
+        (dict(h=float("inf")), "h"),
+        (dict(coupling="3"), "coupling"),
+    ],
+)
+def test_bad_input_names_the_parameter(kwargs, word):
+    args = dict(N=10, coupling=3.0, h=0.5, Gamma=1.0, gamma=1.0) | kwargs
+    with pytest.raises(ModelError, match=rf"^{word} must"):
+        lmg(**args)
+
+
+def test_model_validation():
+    with pytest.raises(ModelError, match="K must be symmetric"):
+        QubitModel(N=4, K=[[0, 1, 0], [0, 0, 0], [0, 0, 0]])
+    with pytest.raises(ModelError, match="gamma_z must"):
+        QubitModel(N=4, gamma_z=-0.1)
+    with pytest.raises(ModelError, match="a_z must"):
+        CollectiveJump(1.0, a_z=float("nan"))
+
+
+def test_no_dissipation_is_an_error():
+    with pytest.raises(NoUniqueSteadyStateError, match="no dissipation"):
+        steady_state(lmg(10, 3, 0.5, 0, 0))
+
+
+@pytest.mark.parametrize("method,N", [("direct", 8), ("auto", 8), ("krylov", 30), ("auto", 30)])
+def test_conserved_J_is_detected(method, N):
+    """Collective decay alone conserves J: a steady state per block, none unique."""
+    model = QubitModel(N=N, K=[[3, 0, 0], [0, 3, 0], [0, 0, 0]], c=(0.5, 0, 0),
+                       jumps=(CollectiveJump(1.0, a_minus=1),))
+    with pytest.raises(NoUniqueSteadyStateError):
+        steady_state(model, method=method)
+
+
+def test_tiny_iteration_budget_is_not_converged():
+    with pytest.raises(NotConvergedError, match="maxiter"):
+        steady_state(lmg(40, 3, 0.5, 1.68, 1), method="krylov", maxiter=3, restart=3)
+
+
+def test_rates_refused_without_u1():
+    with pytest.raises(ModelError, match="method 'rates'"):
+        steady_state(lmg(10, 3, 0.5, 1.0, 1.0), method="rates")
+
+
+def test_negative_state_is_reported():
+    st = dicke_state(6, 0)
+    bad = BlockState(st.layout, st.rho * 0)
+    idx = st.layout.index(3, 0, 0)
+    bad.rho[idx] = 1.5
+    bad.rho[st.layout.index(3, 1, 1)] = -0.5
+    from picorr.information import NegativeEigenvalueError
+
+    with pytest.raises(NegativeEigenvalueError):
+        total_entropy(bad)
