@@ -15,7 +15,7 @@ import json
 import math
 import sys
 
-COMMANDS = ("steady",)
+COMMANDS = ("steady", "theory", "groundstate")
 
 
 class CLIError(Exception):
