@@ -1,0 +1,56 @@
+"""``python -m picorr steady``: the stable JSON line, readable output, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import bruteforce as bf
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "picorr", "steady", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_json_last_line_matches_full_lindblad():
+    N, coupling, h, Gamma, gamma = 5, 3.0, 0.5, 1.68, 1.0
+    proc = run("--N", str(N), "--coupling", "3", "--h", "0.5", "--Gamma", "1.68", "--gamma", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("N", "IM_per_N", "m", "residual", "seconds", "method"):
+        assert key in out
+    K = [[coupling, 0, 0], [0, coupling, 0], [0, 0, 0]]
+    L = bf.lindbladian(bf.hamiltonian(N, K, [h, 0, 0]), bf.dissipator_terms(N, [(Gamma, 0, 1, 0)], {"+": gamma}))
+    ref = bf.observables(bf.steady_state(L, 2**N), N)
+    assert abs(out["IM_per_N"] - ref["I_M"] / N) < 1e-9
+    np.testing.assert_allclose(out["m"], ref["m"], atol=1e-9)
+    assert out["N"] == N and out["residual"] < 1e-10
+
+
+def test_readable_summary():
+    proc = run("--N", "12", "--coupling", "3", "--h", "0", "--Gamma", "2", "--gamma", "1")
+    assert proc.returncode == 0
+    assert "IM_per_N" in proc.stdout and "rates" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args,word",
+    [
+        (["--N", "1", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1"], "N"),
+        (["--N", "4.5", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1"], "--N"),
+        (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "-1", "--gamma", "1"], "Gamma"),
+        (["--N", "10", "--coupling", "3", "--h", "nan", "--Gamma", "1", "--gamma", "1"], "h"),
+        (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "1"], "--gamma"),
+        (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "0", "--gamma", "0"], "dissipation"),
+        (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1", "--tol", "2"], "tol"),
+    ],
+)
+def test_bad_input_is_one_line(args, word):
+    proc = run(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert word in lines[0]
