@@ -307,3 +307,35 @@ def test_negative_state_is_reported():
 
     with pytest.raises(NegativeEigenvalueError):
         total_entropy(bad)
+
+
+# --------------------------------------------------------------------------------------
+# The coherence window (large-N method) against the untruncated solution
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "N,h,Gamma", [(40, 0.5, 1.68), (40, -0.5, 0.7), (64, 0.5, 2.7), (81, -0.3, 3.5)]
+)
+def test_window_equals_untruncated(N, h, Gamma):
+    model = lmg(N, 3.0, h, Gamma, 1.0)
+    full = steady_state(model, method="krylov")
+    win = steady_state(model, method="window")
+    assert win.method == "window" and win.window < N
+    assert abs(win.IM_per_N - full.IM_per_N) < 1e-9
+    np.testing.assert_allclose(win.m, full.m, atol=1e-9)
+    assert win.info["window_change_IM_per_N"] < 1e-10
+    assert win.relative_residual < 1e-10 and win.min_eigenvalue > -1e-9
+
+
+@pytest.mark.parametrize("N", [5, 7])
+def test_window_forced_at_small_N_matches_full_lindblad(N):
+    model, (K, c, jumps, local) = CASES["general"](N)
+    res = steady_state(model, method="window", start=1, step=1)
+    Lfull = bf.lindbladian(bf.hamiltonian(N, K, c), bf.dissipator_terms(N, jumps, local))
+    if N <= 5:
+        ref = bf.observables(bf.steady_state(Lfull, 2**N), N)
+    else:  # the embedded state must be annihilated by the full Lindbladian
+        rho_full = embed(*bf.dicke_embedding(N), res.state)
+        assert np.linalg.norm(Lfull @ rho_full.reshape(-1, order="F")) < 1e-9
+        ref = bf.observables(rho_full, N)
+    assert abs(res.IM_per_N - ref["I_M"] / N) < 1e-8
+    np.testing.assert_allclose(res.m, ref["m"], atol=1e-8)

@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--method",
         default="auto",
-        choices=("auto", "rates", "direct", "krylov"),
+        choices=("auto", "rates", "direct", "krylov", "window"),
         help="solver (default: chosen from the model's symmetry and size)",
     )
     p.add_argument("--tol", type=float, default=1e-10, help="accepted relative residual")

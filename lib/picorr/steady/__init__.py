@@ -11,7 +11,10 @@ Methods
 ``direct``  sparse LU of the full in-block Liouvillian (Eqs. 22-26) with the trace
             condition; O(N^3) unknowns, the fastest choice up to N of about 20.
 ``krylov``  GMRES preconditioned by the exact LU of every coherence-order sector
-            (block Jacobi over q); the same unknowns, far less memory and time at larger N.
+            (block Jacobi over q), in the Hermitian real form (q >= 0 only); the same
+            unknowns, far less memory and time at larger N.
+``window``  the same on a coherence window |M - M'| <= Q, raised until I_M/N and m change
+            by less than a tolerance (the large-N method).
 """
 
 from ._result import (

@@ -9,21 +9,28 @@ from ._result import NoUniqueSteadyStateError, SteadyState
 from .direct import solve_direct
 from .krylov import solve_krylov
 from .rates import solve_rates
+from .window import solve_window
 
-METHODS = ("auto", "rates", "direct", "krylov")
+METHODS = ("auto", "rates", "direct", "krylov", "window")
 
 #: Up to this N the full sparse LU is faster than GMRES (and checks uniqueness itself).
 DIRECT_MAX_N = 20
+
+#: Up to this N GMRES runs on every element; beyond, on a converged coherence window.
+KRYLOV_MAX_N = 100
 
 #: Sizes at which a Krylov solve's uniqueness is checked by a direct solve (both parities).
 UNIQUENESS_PROBE_N = (10, 11)
 
 
 def choose_method(model: QubitModel) -> str:
-    """'rates' for U(1)-symmetric models, 'direct' up to :data:`DIRECT_MAX_N`, else 'krylov'."""
+    """'rates' for U(1)-symmetric models; otherwise 'direct' up to :data:`DIRECT_MAX_N`,
+    'krylov' up to :data:`KRYLOV_MAX_N`, and the coherence-window method beyond."""
     if model.has_u1_symmetry:
         return "rates"
-    return "direct" if model.N <= DIRECT_MAX_N else "krylov"
+    if model.N <= DIRECT_MAX_N:
+        return "direct"
+    return "krylov" if model.N <= KRYLOV_MAX_N else "window"
 
 
 def check_uniqueness(model: QubitModel) -> None:
@@ -58,10 +65,12 @@ def steady_state(
     Parameters
     ----------
     model : QubitModel
-    method : {'auto', 'rates', 'direct', 'krylov'}
+    method : {'auto', 'rates', 'direct', 'krylov', 'window'}
         'auto' (see :func:`choose_method`): the rate equations when the model has the U(1)
-        symmetry (exact, O(N^2) unknowns), the sparse LU for N <= 20, and block-Jacobi
-        preconditioned GMRES beyond. The method used is ``result.method``.
+        symmetry (exact, O(N^2) unknowns), the sparse LU for N <= 20, block-Jacobi
+        preconditioned GMRES on all elements up to N = 100, and beyond that GMRES on a
+        coherence window |M - M'| <= Q raised until I_M/N and m settle ('window').
+        The method used is ``result.method``; the window is ``result.window``.
     tol : float
         Largest accepted relative residual ``||L rho|| / (||L||_1 ||rho||)``.
     blas_threads : int or None
@@ -106,4 +115,6 @@ def steady_state(
         if method == "direct":
             return solve_direct(model, tol=tol, **options)
         check_uniqueness(model)
+        if method == "window":
+            return solve_window(model, tol=tol, **options)
         return solve_krylov(model, tol=tol, **options)

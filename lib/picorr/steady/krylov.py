@@ -6,10 +6,11 @@ only the remaining terms (for the LMG model the field ``h J_x``) move ``q`` by +
 So ``L = L_0 + K`` with ``L_0`` block diagonal over q-sectors, each sector a sparse 2-D
 lattice operator on ``(J, M)`` whose LU is cheap, unlike the LU of the whole 3-D problem.
 
-The bordered system ``A rho = e`` (trace condition in place of one equation of sector 0,
-see :mod:`.direct`) is solved by restarted GMRES with the block-Jacobi preconditioner
-``P = blockdiag_q(A)``: each sector factored once by SuperLU. The iteration count is
-recorded; a solve that does not reach ``tol`` raises :class:`NotConvergedError`.
+The system is solved in its Hermitian real form (:mod:`.hermitian`: the q >= 0 elements
+only, real arithmetic, half the size) with the trace condition in place of one equation
+of sector 0, by restarted GMRES preconditioned with block Jacobi over q: each sector's
+diagonal block factored once by SuperLU. The iteration count is recorded; a solve that does
+not reach its tolerance raises :class:`NotConvergedError`.
 """
 
 from __future__ import annotations
@@ -25,31 +26,32 @@ from ..liouvillian import liouvillian
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NoUniqueSteadyStateError, NotConvergedError, SteadyState, finish
-from .direct import bordered_system, factorize
+from .direct import factorize
+from .hermitian import HermitianFold
 
 
 class SectorPreconditioner:
-    """``P^{-1}`` for ``P`` the q-block-diagonal part of ``A`` (each sector LU-factored)."""
+    """``P^{-1}`` for ``P`` the block-diagonal part of ``A`` over the labels ``sector``
+    (one block per coherence order), each block LU-factored once."""
 
-    def __init__(self, A: sp.spmatrix, layout: BlockLayout):
-        jidx, i, k = layout.elements
-        q = k - i  # M - M' = (J - i) - (J - k)
-        order = np.argsort(q, kind="stable")
-        bounds = np.searchsorted(q[order], np.arange(q.min(), q.max() + 2))
+    def __init__(self, A: sp.spmatrix, sector: np.ndarray):
+        order = np.argsort(sector, kind="stable")
+        s = sector[order]
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        bounds = np.r_[starts, s.size]
         A = sp.csr_matrix(A)
         self.sectors = []
+        self.factor_nnz = 0
         for a, b in zip(bounds[:-1], bounds[1:]):
             idx = order[a:b]
-            if idx.size == 0:
-                continue
-            block = A[idx][:, idx].tocsc()
             try:
-                lu = factorize(block)
+                lu = factorize(A[idx][:, idx])
             except RuntimeError as exc:
                 raise NoUniqueSteadyStateError(
-                    f"the q = {int(q[idx[0]])} sector of the Liouvillian is singular ({exc}); "
+                    f"the q = {int(s[a])} sector of the Liouvillian is singular ({exc}); "
                     "this model may have no unique steady state"
                 ) from None
+            self.factor_nnz += lu.L.nnz + lu.U.nnz
             self.sectors.append((idx, lu))
         self.shape = A.shape
         self.dtype = A.dtype
@@ -62,6 +64,42 @@ class SectorPreconditioner:
 
     def as_operator(self) -> sla.LinearOperator:
         return sla.LinearOperator(self.shape, matvec=self.solve, dtype=self.dtype)
+
+
+def run_gmres(A, b, P: SectorPreconditioner, *, x0=None, rtol=1e-13, restart=60,
+              maxiter=2000, what="GMRES"):
+    """Restarted GMRES; returns ``(x, iterations)`` or raises :class:`NotConvergedError`
+    when ``maxiter`` inner iterations do not bring the preconditioned residual below
+    ``rtol``."""
+    count = [0]
+
+    def cb(_):
+        count[0] += 1
+
+    x, info = sla.gmres(A, b, x0=x0, M=P.as_operator(), rtol=rtol, atol=0.0, restart=restart,
+                        maxiter=max(1, -(-maxiter // restart)), callback=cb,
+                        callback_type="pr_norm")
+    if info != 0:
+        raise NotConvergedError(
+            f"{what} did not converge within maxiter={maxiter} iterations "
+            f"(restart {restart}, {A.shape[0]} unknowns); raise maxiter"
+        )
+    return x, count[0]
+
+
+def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
+                   gmres_tol=1e-13, restart=60, maxiter=2000):
+    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``."""
+    L = liouvillian(model, layout)
+    fold = HermitianFold.build(L, layout)
+    A, b = fold.bordered()
+    P = SectorPreconditioner(A, fold.q)
+    x0 = None if x0_complex is None else fold.from_complex(x0_complex)
+    u, its = run_gmres(A, b, P, x0=x0, rtol=gmres_tol, restart=restart, maxiter=maxiter,
+                       what=f"GMRES (N = {model.N}, window {layout.window})")
+    info = {"real_unknowns": fold.size, "sectors": len(P.sectors),
+            "factor_nnz": int(P.factor_nnz), "restart": restart}
+    return fold.to_complex(u), L, its, info
 
 
 def solve_krylov(
@@ -78,44 +116,11 @@ def solve_krylov(
 
     ``maxiter`` bounds the total number of inner GMRES iterations; reaching it without the
     preconditioned residual falling below ``gmres_tol`` raises :class:`NotConvergedError`.
+    ``x0`` is an optional complex initial guess over the layout's elements.
     """
     t0 = time.perf_counter()
     layout = BlockLayout(model.N, window)
-    L = liouvillian(model, layout)
-    A, b = bordered_system(L, layout)
-    A = A.tocsr()
-    P = SectorPreconditioner(A, layout)
-    count = {"it": 0}
-
-    def cb(_):
-        count["it"] += 1
-
-    outer = max(1, -(-maxiter // restart))
-    x, info = sla.gmres(
-        A,
-        b,
-        x0=x0,
-        M=P.as_operator(),
-        rtol=gmres_tol,
-        atol=0.0,
-        restart=restart,
-        maxiter=outer,
-        callback=cb,
-        callback_type="pr_norm",
-    )
-    if info != 0:
-        raise NotConvergedError(
-            f"GMRES did not converge within maxiter={maxiter} iterations "
-            f"(restart {restart}, N = {model.N}); raise maxiter"
-        )
-    return finish(
-        model,
-        BlockState(layout, x),
-        L,
-        method="krylov",
-        window=window,
-        t0=t0,
-        tol=tol,
-        iterations=count["it"],
-        info={"sectors": len(P.sectors), "restart": restart},
-    )
+    rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
+                                       restart=restart, maxiter=maxiter)
+    return finish(model, BlockState(layout, rho), L, method="krylov", window=window, t0=t0,
+                  tol=tol, iterations=its, info=info)
