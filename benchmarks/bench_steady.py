@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Time and peak memory of finite-N steady states against N, for both paths.
+
+Each point is a separate ``python -m picorr steady ... --json`` process; wall time is the
+whole process (imports included) and peak memory is its maximum resident set size (from
+``wait4``). Prints a table; ``--quick`` runs a short subset.
+
+    .venv/bin/python benchmarks/bench_steady.py            # the issue's sizes
+    .venv/bin/python benchmarks/bench_steady.py --sizes-h 60,120 --sizes-h0 400,1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def run_point(N, h, Gamma, coupling=3.0, gamma=1.0, method="auto", extra=()):
+    cmd = [sys.executable, "-m", "picorr", "steady", "--N", str(N), "--coupling", str(coupling),
+           "--h", str(h), "--Gamma", str(Gamma), "--gamma", str(gamma), "--method", method,
+           "--json", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        return {"N": N, "h": h, "Gamma": Gamma, "error": err.strip().splitlines()[-1]}
+    res = json.loads(out.strip().splitlines()[-1])
+    res.update(wall=wall, peak_gb=usage.ru_maxrss * 1024 / 1e9, h=h, Gamma=Gamma)
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes-h", default="20,40,60,80,120", help="N values for h = 0.5")
+    ap.add_argument("--sizes-h0", default="100,200,400,800", help="N values for h = 0")
+    ap.add_argument("--Gamma", type=float, default=1.68)
+    args = ap.parse_args(argv)
+    print(f"# load average {os.getloadavg()[0]:.2f}; coupling 3, gamma 1, Gamma {args.Gamma}")
+    print(f"{'h':>4} {'N':>6} {'method':>8} {'unknowns':>10} {'its':>5} {'wall s':>8} "
+          f"{'peak GB':>8} {'rel.res':>9} {'I_M/N':>14}")
+    for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
+        for N in (int(x) for x in sizes.split(",") if x):
+            r = run_point(N, h, args.Gamma)
+            if "error" in r:
+                print(f"{h:>4} {N:>6} error: {r['error']}")
+                continue
+            print(f"{h:>4} {N:>6} {r['method']:>8} {r['unknowns']:>10} {r['iterations']:>5} "
+                  f"{r['wall']:>8.2f} {r['peak_gb']:>8.2f} {r['relative_residual']:>9.1e} "
+                  f"{r['IM_per_N']:>14.10f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
