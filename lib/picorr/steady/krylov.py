@@ -32,9 +32,15 @@ from .hermitian import HermitianFold
 
 class SectorPreconditioner:
     """``P^{-1}`` for ``P`` the block-diagonal part of ``A`` over the labels ``sector``
-    (one block per coherence order), each block LU-factored once."""
+    (one block per coherence order), each block LU-factored once.
 
-    def __init__(self, A: sp.spmatrix, sector: np.ndarray):
+    ``cache`` (a dict, optional) keeps the factors by sector label for the next system:
+    the diagonal block of sector q does not depend on the coherence window as long as the
+    window contains q, so a window scan factors each sector once. A cached factor is
+    reused only when the block is the identical matrix.
+    """
+
+    def __init__(self, A: sp.spmatrix, sector: np.ndarray, cache: dict | None = None):
         order = np.argsort(sector, kind="stable")
         s = sector[order]
         starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
@@ -44,8 +50,15 @@ class SectorPreconditioner:
         self.factor_nnz = 0
         for a, b in zip(bounds[:-1], bounds[1:]):
             idx = order[a:b]
+            block = A[idx][:, idx]
+            key = int(s[a])
+            hit = None if cache is None else cache.get(key)
+            if hit is not None and hit[1].shape == block.shape and (hit[1] != block).nnz == 0:
+                self.sectors.append((idx, hit[0]))
+                self.factor_nnz += hit[0].L.nnz + hit[0].U.nnz
+                continue
             try:
-                lu = factorize(A[idx][:, idx])
+                lu = factorize(block)
             except RuntimeError as exc:
                 raise NoUniqueSteadyStateError(
                     f"the q = {int(s[a])} sector of the Liouvillian is singular ({exc}); "
@@ -53,6 +66,8 @@ class SectorPreconditioner:
                 ) from None
             self.factor_nnz += lu.L.nnz + lu.U.nnz
             self.sectors.append((idx, lu))
+            if cache is not None:
+                cache[key] = (lu, block)
         self.shape = A.shape
         self.dtype = A.dtype
 
@@ -88,12 +103,13 @@ def run_gmres(A, b, P: SectorPreconditioner, *, x0=None, rtol=1e-13, restart=60,
 
 
 def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
-                   gmres_tol=1e-13, restart=60, maxiter=2000):
-    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``."""
+                   gmres_tol=1e-13, restart=60, maxiter=2000, cache=None):
+    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``.
+    ``cache``: see :class:`SectorPreconditioner`."""
     L = liouvillian(model, layout)
     fold = HermitianFold.build(L, layout)
     A, b = fold.bordered()
-    P = SectorPreconditioner(A, fold.q)
+    P = SectorPreconditioner(A, fold.q, cache)
     x0 = None if x0_complex is None else fold.from_complex(x0_complex)
     u, its = run_gmres(A, b, P, x0=x0, rtol=gmres_tol, restart=restart, maxiter=maxiter,
                        what=f"GMRES (N = {model.N}, window {layout.window})")

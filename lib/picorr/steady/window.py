@@ -62,12 +62,13 @@ def solve_window(
     max_window = N if max_window is None else int(max_window)
     prev = None  # (layout, rho, IM_per_N, m)
     tried, iterations = [], 0
+    cache: dict = {}  # sector factors, reused from one window to the next
     while True:
         Q = min(Q, max_window)
         layout = BlockLayout(N, Q)
         x0 = None if prev is None else embed(prev[1], prev[0], layout)
         rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
-                                           restart=restart, maxiter=maxiter)
+                                           restart=restart, maxiter=maxiter, cache=cache)
         iterations += its
         try:
             c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()))
