@@ -15,7 +15,7 @@ import json
 import math
 import sys
 
-COMMANDS = ("steady", "theory", "groundstate")
+COMMANDS = ("steady", "theory", "groundstate", "sweep")
 
 
 class CLIError(Exception):
