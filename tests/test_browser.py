@@ -403,3 +403,23 @@ def test_page_in_browser(docname, visit, html_dir):
         problems.append(f"requests to outside hosts (blocked; the page must work offline): {v.blocked}")
 
     assert not problems, f"{docname}.html:\n  " + "\n  ".join(problems)
+
+
+_EXPLORER = "chapters/07_explorer"
+
+
+@pytest.mark.skipif(_EXPLORER not in DOCNAMES, reason="no explorer page in _toc.yml")
+def test_explorer_page_shows_its_figure(visit):
+    """The static page of the widget chapter shows the explorer's first state as a loaded,
+    captioned figure, and no empty widget box."""
+    page = visit(_EXPLORER).page
+    page.evaluate(_LOAD_IMAGES)
+    figs = page.locator("figure:has(img)")
+    assert figs.count() >= 1, "the explorer page has no figure with an image"
+    info = figs.first.evaluate(
+        "f => ({w: f.querySelector('img').naturalWidth, h: f.querySelector('img').naturalHeight,"
+        " caption: (f.querySelector('figcaption') || {}).innerText || ''})"
+    )
+    assert info["w"] >= 600 and info["h"] >= 150, f"explorer figure not rendered: {info}"
+    assert "explorer" in info["caption"].lower(), f"explorer figure without its caption: {info}"
+    assert page.locator(".widget-subarea, .jupyter-widgets").count() == 0, "an empty widget box is on the page"

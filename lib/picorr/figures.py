@@ -1,0 +1,360 @@
+"""The data behind the book's figures: load it from ``data/`` when the command line has
+produced it, compute a smaller version when it has not.
+
+Every function returns plain arrays in frozen dataclasses; plotting is
+:mod:`picorr.plotting`'s job. The figures of the paper:
+
+* Fig. 1 -- ``I_M/N`` against Gamma for the LMG model: :func:`theory_curve` (Eq. 13) and
+  :func:`finite_n_curve` (the master equation at one N), gathered by :func:`fig1_data`,
+  which reads a sweep directory (``python -m picorr sweep ... --out data/...``) when it
+  exists and otherwise computes the curves live at smaller sizes and says so.
+* Fig. 2 -- the ground state of the ferromagnetic LMG model: :func:`ground_state_curve`.
+
+and the illustrations of the chapters: :func:`dicke_populations` (the ``p_{J,M}`` of a
+steady state), :func:`partition_distribution` (Eq. 10 for a product state) and
+:func:`cost_vs_n` (what a steady state costs).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dicke import j_values, ln_dim
+from .groundstate import ground_state
+from .models import ModelError, lmg
+from .states import BlockState, product_state
+from .steady import steady_state
+
+__all__ = [
+    "Curve",
+    "FigureData",
+    "finite_n_curve",
+    "theory_curve",
+    "sweep_command",
+    "grid_spec",
+    "book_root",
+    "data_dir",
+    "fig1_data",
+    "convergence",
+    "ground_state_curve",
+    "dicke_populations",
+    "partition_distribution",
+    "cost_vs_n",
+    "block_count",
+    "meanfield_trajectory",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Curves
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Curve:
+    """``I_M/N`` along one parameter (Gamma for Fig. 1, h for Fig. 2).
+
+    Attributes
+    ----------
+    N : int or None            -- system size (None: the N -> infinity theory)
+    x : ndarray                -- the parameter values (``parameter`` names it)
+    IM_per_N : ndarray         -- nats per unit
+    m : ndarray, shape (k, 3)  -- the Bloch vector (time-averaged for the theory)
+    parameter : str            -- 'Gamma' or 'h'
+    params : dict              -- the fixed parameters (coupling, h or Gamma, gamma)
+    method : str               -- how it was computed ('rates', 'krylov', 'closed form', ...)
+    source : str               -- 'live' (computed now) or 'data' (loaded from disk)
+    seconds : float            -- wall time of the computation (0 for loaded data)
+    extra : dict               -- per-point extras (e.g. the attractor kind of the theory)
+    """
+
+    N: int | None
+    x: np.ndarray
+    IM_per_N: np.ndarray
+    m: np.ndarray
+    parameter: str
+    params: dict
+    method: str
+    source: str
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def Gamma(self) -> np.ndarray:
+        if self.parameter != "Gamma":
+            raise AttributeError(f"this curve runs along {self.parameter!r}, not Gamma")
+        return self.x
+
+
+def _grid(values, name: str) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(values, dtype=float))
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
+        raise ModelError(f"{name} must be a non-empty 1-d array of finite numbers")
+    return a
+
+
+def finite_n_curve(N: int, coupling: float, h: float, Gammas, gamma: float = 1.0, **options) -> Curve:
+    """``I_M/N`` of the exact finite-N steady state (Appendix A) over a grid of Gamma.
+
+    One :func:`picorr.steady_state` call per point (``options`` are passed on); the method
+    it chose is recorded (``'rates'`` for h = 0, Eqs. 30-32).
+    """
+    G = _grid(Gammas, "Gammas")
+    t0 = time.perf_counter()
+    im, ms, methods = [], [], set()
+    for g in G:
+        s = steady_state(lmg(N, coupling, h, float(g), gamma), **options)
+        im.append(s.IM_per_N)
+        ms.append(s.m)
+        methods.add(s.method)
+    return Curve(int(N), G, np.array(im), np.array(ms), "Gamma",
+                 {"coupling": float(coupling), "h": float(h), "gamma": float(gamma)},
+                 "+".join(sorted(methods)), "live", time.perf_counter() - t0)
+
+
+def theory_curve(Gammas, coupling: float, h: float, gamma: float = 1.0, *, workers: int | None = None,
+                 closed_form: bool = True) -> Curve:
+    """``lim I_M/N`` of Eq. (13) over a grid of Gamma.
+
+    For h = 0 (and ``closed_form``) the closed form of Eqs. (17)-(19) is used
+    (:func:`picorr.macroscopic.im_per_n_h0`); otherwise the mean-field equations are
+    integrated to their attractor at every Gamma by :func:`picorr.macroscopic.sweep_gamma`.
+    """
+    from .macroscopic import im_per_n_h0, sweep_gamma
+
+    G = _grid(Gammas, "Gammas")
+    t0 = time.perf_counter()
+    params = {"coupling": float(coupling), "h": float(h), "gamma": float(gamma)}
+    if h == 0 and closed_form:
+        im = np.asarray(im_per_n_h0(G, gamma), dtype=float)
+        mz = np.where(G > gamma, gamma / np.where(G > 0, G, 1.0), 1.0)
+        m = np.column_stack([np.zeros_like(G), np.zeros_like(G), mz])
+        kind = np.where(G > gamma, "limit_cycle", "fixed_point")
+        return Curve(None, G, im, m, "Gamma", params, "closed form (Eqs. 17-19)", "live",
+                     time.perf_counter() - t0, {"attractor": kind})
+    sw = sweep_gamma(G, coupling=coupling, h=h, gamma=gamma, workers=workers)
+    return Curve(None, G, np.asarray(sw.IM_per_N, float), np.asarray(sw.xi_mean, float), "Gamma", params,
+                 "mean-field attractor (sweep_gamma)", "live", time.perf_counter() - t0,
+                 {"attractor": sw.attractor, "converged": sw.converged, "period": sw.period})
+
+
+# --------------------------------------------------------------------------------------
+# Sweep directories under data/
+# --------------------------------------------------------------------------------------
+def grid_spec(start: float, stop: float, step: float) -> str:
+    """The command line's ``start:stop:step`` grid notation."""
+    return f"{start:g}:{stop:g}:{step:g}"
+
+
+def sweep_command(Ns, coupling: float, h: float, Gamma_spec: str, gamma: float, out: str) -> str:
+    """The command that writes a Fig. 1 sweep directory (quoted in captions)."""
+    Ns = ",".join(str(int(n)) for n in Ns)
+    return (f"python -m picorr sweep --N {Ns} --coupling {coupling:g} --h {h:g} "
+            f"--Gamma {Gamma_spec} --gamma {gamma:g} --out {out}")
+
+
+def book_root(start: Path | str | None = None) -> Path:
+    """The repository root: ``$PICORR_ROOT`` if set, else the first of ``start`` (default
+    the working directory) and its parents holding ``_toc.yml``, else the directory above
+    ``lib/`` of this package."""
+    env = os.environ.get("PICORR_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "_toc.yml").is_file():
+            return p
+    return Path(__file__).resolve().parents[2]
+
+
+def data_dir(name: str, root: Path | str | None = None) -> Path:
+    """``<book root>/data/<name>``."""
+    return (Path(root) if root is not None else book_root()) / "data" / name
+
+
+@dataclass(frozen=True)
+class FigureData:
+    """The curves of one Fig. 1 panel and where they came from.
+
+    Attributes
+    ----------
+    curves : tuple of Curve      -- finite-N curves, increasing N
+    source : str                 -- 'data' (loaded from ``path``) or 'live' (computed now)
+    path : Path                  -- the sweep directory (read, or to be written)
+    command : str                -- the command that writes ``path`` at full size
+    params : dict                -- coupling, h, gamma
+    seconds : float              -- time spent loading or computing
+    """
+
+    curves: tuple
+    source: str
+    path: Path
+    command: str
+    params: dict
+    seconds: float
+
+    @property
+    def sizes(self) -> list[int]:
+        return [c.N for c in self.curves]
+
+    @property
+    def live(self) -> bool:
+        return self.source == "live"
+
+
+def _field(obj, name):
+    if isinstance(obj, dict):
+        return obj[name]
+    return getattr(obj, name)
+
+
+def _curves_from_sweep(result, params: dict) -> tuple:
+    """Group a loaded sweep (arrays N, h, Gamma, IM_per_N, m) into one curve per N."""
+    N = np.asarray(_field(result, "N")).astype(int).ravel()
+    G = np.asarray(_field(result, "Gamma"), dtype=float).ravel()
+    h = np.asarray(_field(result, "h"), dtype=float).ravel()
+    im = np.asarray(_field(result, "IM_per_N"), dtype=float).ravel()
+    m = np.asarray(_field(result, "m"), dtype=float).reshape(-1, 3)
+    keep = np.isclose(h, params["h"]) & np.isfinite(im)
+    curves = []
+    for n in sorted(set(N[keep].tolist())):
+        sel = keep & (N == n)
+        order = np.argsort(G[sel])
+        curves.append(Curve(int(n), G[sel][order], im[sel][order], m[sel][order], "Gamma", dict(params),
+                            "sweep", "data", 0.0))
+    return tuple(curves)
+
+
+def fig1_data(name: str, *, coupling: float, h: float, gamma: float = 1.0, sizes, grid: tuple,
+              live_sizes, live_Gammas, root: Path | str | None = None) -> FigureData:
+    """The finite-N curves of one Fig. 1 panel.
+
+    If ``data/<name>`` exists it is read with ``picorr.sweep.load_sweep`` (the command
+    line's loader; imported only then). Otherwise the curves are computed now at
+    ``live_sizes`` on ``live_Gammas`` (a smaller version), and ``source == 'live'``.
+    ``sizes`` and ``grid = (start, stop, step)`` describe the full sweep, for the
+    regenerating command.
+    """
+    params = {"coupling": float(coupling), "h": float(h), "gamma": float(gamma)}
+    path = data_dir(name, root)
+    command = sweep_command(sizes, coupling, h, grid_spec(*grid), gamma, f"data/{name}")
+    t0 = time.perf_counter()
+    if path.is_dir():
+        from .sweep import load_sweep  # the command line's format; exists once sweeps run
+
+        curves = _curves_from_sweep(load_sweep(path), params)
+        if not curves:
+            raise ModelError(f"{path} holds no points with h = {h:g}")
+        return FigureData(curves, "data", path, command, params, time.perf_counter() - t0)
+    curves = tuple(finite_n_curve(int(n), coupling, h, live_Gammas, gamma) for n in sorted(live_sizes))
+    return FigureData(curves, "live", path, command, params, time.perf_counter() - t0)
+
+
+def convergence(curves, Gamma: float, *, atol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, I_M/N)`` at ``Gamma`` on each curve whose grid contains it (within ``atol``),
+    for plots of the approach to the N -> infinity limit."""
+    Ns, vals = [], []
+    for c in curves:
+        i = int(np.argmin(np.abs(c.x - Gamma)))
+        if abs(c.x[i] - Gamma) <= atol:
+            Ns.append(c.N)
+            vals.append(c.IM_per_N[i])
+    return np.array(Ns, dtype=int), np.array(vals, dtype=float)
+
+
+# --------------------------------------------------------------------------------------
+# Fig. 2: the ground state
+# --------------------------------------------------------------------------------------
+def ground_state_curve(N: int, coupling: float, hs) -> Curve:
+    """``I_M/N`` of the ferromagnetic LMG ground state (Appendix B) over a grid of h."""
+    H = _grid(hs, "hs")
+    t0 = time.perf_counter()
+    res = [ground_state(N, coupling, float(h)) for h in H]
+    return Curve(int(N), H, np.array([r.IM_per_N for r in res]), np.array([r.m for r in res]), "h",
+                 {"coupling": float(coupling)}, "eigh_tridiagonal", "live", time.perf_counter() - t0,
+                 {"degenerate": np.array([r.degenerate for r in res])})
+
+
+# --------------------------------------------------------------------------------------
+# Illustrations
+# --------------------------------------------------------------------------------------
+def dicke_populations(state: BlockState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(J, M, p)``: the populations ``p_{J,M} = rho_{J,M,M}`` of a block state (their sum
+    is 1; the multiplicity ``dim_J`` is already inside ``rho_J``, Eq. 20)."""
+    lay = state.layout
+    J, M, Mp = lay.JMM
+    d = lay.diagonal
+    return J[d], M[d], state.rho[d].real
+
+
+def partition_distribution(N: int, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. (10) for one product state: the distribution of ``x_1 = lambda_1 / N =
+    1/2 + J/N`` (the normalised first row of the Young diagram) in ``rho_xi^{(x)N}`` with
+    ``|m| = r``.
+
+    Returns ``(x_1, p)`` with ``p`` the probabilities ``p_J`` of the blocks (summing to 1).
+    As N grows, ``p`` concentrates at ``x_1 = (1 + r)/2``, the largest eigenvalue of
+    ``rho_xi`` (the vector ``e_xi`` of the paper).
+    """
+    if not 0 <= r <= 1:
+        raise ModelError(f"r must lie in [0, 1], got {r!r}")
+    st = product_state(N, [0.0, 0.0, float(r)])
+    return 0.5 + j_values(N) / N, st.populations
+
+
+def cost_vs_n(Ns, coupling: float, h: float, Gamma: float, gamma: float = 1.0) -> dict[str, np.ndarray]:
+    """Solve the steady state at each N and report its cost: ``N``, ``unknowns`` (size of
+    the solved system), ``seconds`` (wall time of the solve and its checks), ``method``,
+    ``IM_per_N`` and ``full_unknowns`` (``4^N``, what the full Lindblad equation would need)."""
+    out = {"N": [], "unknowns": [], "seconds": [], "method": [], "IM_per_N": []}
+    for n in Ns:
+        s = steady_state(lmg(int(n), coupling, h, Gamma, gamma))
+        out["N"].append(int(n))
+        out["unknowns"].append(s.unknowns)
+        out["seconds"].append(s.seconds)
+        out["method"].append(s.method)
+        out["IM_per_N"].append(s.IM_per_N)
+    res = {k: np.array(v) for k, v in out.items()}
+    res["full_unknowns"] = 4.0 ** res["N"].astype(float)
+    return res
+
+
+def block_count(N: int) -> dict[str, float]:
+    """How many numbers describe a permutation-invariant state of N qubits: all in-block
+    elements ``sum_J (2J+1)^2`` (O(N^3)), the diagonal only ``sum_J (2J+1)`` (O(N^2)),
+    against ``4^N`` for a general density matrix; and ``sum_J dim_J (2J+1) = 2^N`` as a check."""
+    J = j_values(N)
+    size = 2 * J + 1
+    return {
+        "in_block": float(np.sum(size**2)),
+        "diagonal": float(np.sum(size)),
+        "full": float(4.0**N),
+        "hilbert_check": float(np.sum(np.exp(ln_dim(N, J)) * size)),
+    }
+
+
+def meanfield_trajectory(coupling: float, h: float, Gamma: float, gamma: float = 1.0, *, x0=None,
+                         t_max: float = 40.0, n_points: int = 1500, rtol: float = 1e-8):
+    """A solution ``m(t)`` of the LMG mean-field equations (16) for ``0 <= t <= t_max``.
+
+    ``x0`` defaults to the first of :func:`picorr.meanfield.random_states` (the state from
+    which :func:`picorr.macroscopic.lmg_macroscopic` starts with ``n_initial=1``).
+    Returns ``(t, m)`` with ``m`` of shape ``(n_points, 3)``.
+    """
+    from scipy.integrate import solve_ivp
+
+    from .meanfield import lmg_meanfield, random_states
+
+    mf = lmg_meanfield()
+    p = [float(coupling), float(h), float(Gamma), float(gamma)]
+    x = random_states(mf, 1)[0] if x0 is None else np.asarray(x0, dtype=float)
+    g = mf.g_list
+    t_eval = np.linspace(0.0, float(t_max), int(n_points))
+    sol = solve_ivp(lambda t, y: g(y.tolist(), p), (0.0, float(t_max)), x, method="DOP853", t_eval=t_eval,
+                    rtol=rtol, atol=rtol * 1e-2)
+    if sol.status != 0:
+        raise RuntimeError(f"integration of Eq. (16) failed: {sol.message}")
+    return sol.t, sol.y.T

@@ -1,0 +1,137 @@
+"""picorr.figures (the data behind the book's figures) and picorr.plotting."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests draw off screen; the book itself never sets a backend
+
+import numpy as np
+import pytest
+
+from picorr import lmg, steady_state
+from picorr import figures, plotting
+from picorr.dicke import ln_dim
+from picorr.groundstate import ground_state
+from picorr.macroscopic import b, im_per_n_h0, lmg_macroscopic
+from picorr.states import product_state
+
+
+@pytest.mark.parametrize("N, h", [(8, 0.5), (12, 0.0), (25, 0.0)])
+def test_finite_n_curve_is_steady_state_point_by_point(N, h):
+    G = [0.4, 1.0, 1.68, 3.0]
+    c = figures.finite_n_curve(N, 3.0, h, G)
+    assert c.N == N and c.source == "live" and c.parameter == "Gamma"
+    for g, im, m in zip(G, c.IM_per_N, c.m):
+        s = steady_state(lmg(N, 3.0, h, g, 1.0))
+        assert im == pytest.approx(s.IM_per_N, abs=1e-12)
+        np.testing.assert_allclose(m, s.m, atol=1e-12)
+    assert c.method == ("rates" if h == 0 else "direct")
+
+
+def test_theory_curve_h0_is_closed_form_and_matches_integration():
+    G = np.array([0.5, 1.3, 1.68, 2.5])
+    c = figures.theory_curve(G, 3.0, 0.0)
+    np.testing.assert_allclose(c.IM_per_N, im_per_n_h0(G), atol=0)
+    # the closed form against an independent numerical attractor at one point
+    assert c.IM_per_N[2] == pytest.approx(lmg_macroscopic(3.0, 0.0, 1.68, 1.0).IM_per_N, abs=1e-6)
+    # Eq. (17): m_z = gamma / Gamma on the cycle, 1 at the fixed point
+    np.testing.assert_allclose(c.m[:, 2], [1.0, 1 / 1.3, 1 / 1.68, 1 / 2.5])
+
+
+def test_theory_curve_h_nonzero_matches_single_points():
+    G = np.array([0.5, 1.68, 3.0])
+    c = figures.theory_curve(G, 3.0, 0.5, workers=1)
+    for g, v in zip(G, c.IM_per_N):
+        assert v == pytest.approx(lmg_macroscopic(3.0, 0.5, g, 1.0).IM_per_N, abs=1e-5)
+    assert c.extra["attractor"][0] == "fixed_point" and c.IM_per_N[0] == 0.0
+
+
+def test_fig1_data_without_directory_computes_a_smaller_version(tmp_path):
+    d = figures.fig1_data("fig_missing", coupling=3.0, h=0.0, sizes=[50, 400], grid=(0.2, 4, 0.1),
+                          live_sizes=[20, 10], live_Gammas=[0.5, 2.0], root=tmp_path)
+    assert d.live and d.sizes == [10, 20]
+    assert d.command == ("python -m picorr sweep --N 50,400 --coupling 3 --h 0 --Gamma 0.2:4:0.1 "
+                         "--gamma 1 --out data/fig_missing")
+    assert d.curves[1].IM_per_N[1] == pytest.approx(steady_state(lmg(20, 3, 0, 2.0, 1)).IM_per_N, abs=1e-12)
+
+
+def test_fig1_data_reads_a_sweep_directory(tmp_path, monkeypatch):
+    (tmp_path / "data" / "fig").mkdir(parents=True)
+    seen = []
+
+    def load_sweep(path):  # stands in for the command line's loader
+        seen.append(path)
+        return {"N": np.array([40, 20, 20, 40, 20]), "h": np.array([0.5, 0.5, 0.5, 0.5, 0.0]),
+                "Gamma": np.array([2.0, 2.0, 1.0, 1.0, 1.0]), "IM_per_N": np.array([0.4, 0.2, 0.1, 0.3, 9.0]),
+                "m": np.arange(15.0).reshape(5, 3)}
+
+    monkeypatch.setitem(sys.modules, "picorr.sweep", types.SimpleNamespace(load_sweep=load_sweep))
+    d = figures.fig1_data("fig", coupling=3.0, h=0.5, sizes=[20, 40], grid=(1, 2, 1), live_sizes=[5],
+                          live_Gammas=[1.0], root=tmp_path)
+    assert seen == [tmp_path / "data" / "fig"] and d.source == "data"
+    assert d.sizes == [20, 40]
+    np.testing.assert_allclose(d.curves[0].Gamma, [1.0, 2.0])
+    np.testing.assert_allclose(d.curves[0].IM_per_N, [0.1, 0.2])  # sorted by Gamma; h = 0 row dropped
+    np.testing.assert_allclose(d.curves[1].IM_per_N, [0.3, 0.4])
+    np.testing.assert_allclose(d.curves[1].m[0], [9.0, 10.0, 11.0])
+
+
+def test_convergence_picks_the_grid_point():
+    c1 = figures.finite_n_curve(10, 3.0, 0.0, [1.0, 2.0])
+    c2 = figures.finite_n_curve(20, 3.0, 0.0, [1.5, 2.0])
+    N, v = figures.convergence([c1, c2], 2.0)
+    assert N.tolist() == [10, 20]
+    np.testing.assert_allclose(v, [c1.IM_per_N[1], c2.IM_per_N[1]])
+    assert figures.convergence([c1, c2], 1.5)[0].tolist() == [20]
+
+
+def test_ground_state_curve():
+    c = figures.ground_state_curve(40, -1.0, [0.0, 0.05])
+    assert c.IM_per_N[0] == pytest.approx(np.log(2))  # the Dicke state
+    assert c.IM_per_N[1] == pytest.approx(ground_state(40, -1.0, 0.05).IM_per_N)
+
+
+def test_partition_distribution_concentrates_on_the_eigenvalue():
+    r = 0.6
+    x, p = figures.partition_distribution(200, r)
+    assert p.sum() == pytest.approx(1.0, abs=1e-10)
+    mean = float(np.sum(x * p))
+    assert abs(mean - (1 + r) / 2) < 0.02
+    widths = [np.sqrt(np.sum(p * (x - np.sum(x * p)) ** 2)) for x, p in
+              (figures.partition_distribution(n, r) for n in (25, 100))]
+    assert widths[1] < 0.6 * widths[0]  # narrows like 1/sqrt(N)
+
+
+def test_dicke_populations_sum_to_one_and_give_mz():
+    st = product_state(12, [0.0, 0.0, 0.4])
+    J, M, p = figures.dicke_populations(st)
+    assert p.sum() == pytest.approx(1.0)
+    assert 2 * np.sum(M * p) / 12 == pytest.approx(0.4)
+
+
+def test_cost_vs_n_and_block_count():
+    c = figures.cost_vs_n([10, 20], 3.0, 0.0, 2.0)
+    assert c["method"].tolist() == ["rates", "rates"]
+    assert c["unknowns"].tolist() == [sum(int(2 * J + 1) for J in np.arange(0, 5.5)),
+                                      sum(int(2 * J + 1) for J in np.arange(0, 10.5))]
+    bc = figures.block_count(7)
+    assert bc["hilbert_check"] == pytest.approx(2**7)
+    assert bc["in_block"] == sum((2 * J + 1) ** 2 for J in (0.5, 1.5, 2.5, 3.5))
+
+
+def test_plotting_helpers_draw_data():
+    fig, ax = plotting.figure()
+    G = np.linspace(0.2, 4, 20)
+    (line,) = plotting.plot_theory(ax, G, im_per_n_h0(G))
+    (pts,) = plotting.plot_finite_n(ax, G, 0.5 * im_per_n_h0(G), 50, color="k")
+    plotting.im_axes(ax)
+    assert line.get_color() == plotting.THEORY_COLOR and len(pts.get_xdata()) == 20
+    assert ax.get_ylim()[0] == 0.0
+    cols = plotting.size_colors([400, 50, 100])
+    assert list(cols) == [50, 100, 400] and cols[50] != cols[400]
+    im = plotting.plot_matrix(ax, np.diag([1.0, 1e-3, 0.0]))
+    assert im.get_array().mask[2, 2]
