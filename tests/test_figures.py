@@ -135,3 +135,17 @@ def test_plotting_helpers_draw_data():
     assert list(cols) == [50, 100, 400] and cols[50] != cols[400]
     im = plotting.plot_matrix(ax, np.diag([1.0, 1e-3, 0.0]))
     assert im.get_array().mask[2, 2]
+
+
+def test_local_minima_finds_the_interior_dip_not_the_edge():
+    from picorr.figures import local_minima
+
+    x = np.linspace(0, 4, 81)
+    y = np.exp(-((x - 1.6) ** 2)) + 0.3 * np.exp(-((x - 3.0) ** 2) / 0.1) - 0.1 * x
+    dips = local_minima(x, y, 2.0, 3.5)
+    # the dip lies between the two maxima (1.6 and 3.0), where y' changes sign from - to +
+    assert dips.size == 1 and 2.3 < dips[0] < 2.9
+    d = np.gradient(y, x)
+    i = np.argmin(np.abs(x - dips[0]))
+    assert d[i - 1] < 0 < d[i + 1]
+    assert local_minima(x, -x).size == 0  # monotonic: no interior minimum

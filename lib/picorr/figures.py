@@ -31,6 +31,7 @@ from .states import BlockState, product_state
 from .steady import steady_state
 
 __all__ = [
+    "local_minima",
     "Curve",
     "FigureData",
     "finite_n_curve",
@@ -358,3 +359,13 @@ def meanfield_trajectory(coupling: float, h: float, Gamma: float, gamma: float =
     if sol.status != 0:
         raise RuntimeError(f"integration of Eq. (16) failed: {sol.message}")
     return sol.t, sol.y.T
+
+
+def local_minima(x, y, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """Grid points ``x_i`` in ``(lo, hi)`` where ``y`` has a strict interior local minimum
+    (``y_{i-1} > y_i < y_{i+1}``), in increasing order: the dip of Fig. 1(b) on a grid.
+    Not the minimum over the interval, which sits at its edge when the curve falls there."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    i = np.arange(1, x.size - 1)
+    ok = (y[i] < y[i - 1]) & (y[i] < y[i + 1]) & (x[i] > lo) & (x[i] < hi)
+    return x[i[ok]]
