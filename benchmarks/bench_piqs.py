@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The same LMG steady state from QuTiP's PIQS and from picorr: I_M/N, m, wall time, memory.
+
+QuTiP is an optional benchmark dependency (``pip install 'qutip>=5,<6'``), not a
+requirement of the project. Each solve runs as its own process; wall time is the whole
+process (imports included) and memory its peak RSS (wait4). PIQS builds its Liouvillian on
+the padded (N/2+1)^4 Dicke space and solves it with ``qutip.steadystate``; its blocks are
+read with ``piqs.dicke_blocks`` and fed to the same entropy formula (Eq. 27).
+
+    .venv/bin/python benchmarks/bench_piqs.py --N 40,60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+PIQS_POINT = r"""
+import json, sys, time
+import numpy as np
+import qutip
+from qutip import piqs
+from picorr.dicke import ln_dim
+from picorr.information import binary_entropy
+N, coupling, h, Gamma, gamma = int(sys.argv[1]), *map(float, sys.argv[2:6])
+t0 = time.perf_counter()
+jx, jy, jz = piqs.jspin(N)
+H = (coupling / N) * (jx * jx + jy * jy) + h * jx
+# PIQS's rates multiply D[.] directly: collective_emission -> (Gamma/N) D[J_-],
+# pumping -> gamma sum_i D[sigma_+^(i)] (Eq. 14)
+L = piqs.Dicke(N, hamiltonian=H, collective_emission=Gamma / N, pumping=gamma).liouvillian()
+rho = qutip.steadystate(L)
+m = [2 / N * float(np.real(qutip.expect(op, rho))) for op in (jx, jy, jz)]
+S = 0.0
+for k, b in enumerate(piqs.dicke_blocks(rho)):
+    b = np.asarray(b.full() if hasattr(b, "full") else b)
+    lam = np.linalg.eigvalsh((b + b.conj().T) / 2)
+    pos = lam[lam > 0]
+    S += float(-np.sum(pos * np.log(pos)) + ln_dim(N, N / 2 - k) * np.sum(lam))
+IM = N * float(binary_entropy(np.linalg.norm(m))) - S
+print(json.dumps({"IM_per_N": IM / N, "m": m, "seconds": time.perf_counter() - t0}))
+"""
+
+
+def timed(cmd):
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd[:4])}: {err.strip().splitlines()[-1:]}")
+    return json.loads(out.strip().splitlines()[-1]), wall, usage.ru_maxrss * 1024 / 1e9
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--N", default="40,60")
+    ap.add_argument("--coupling", type=float, default=3.0)
+    ap.add_argument("--h", type=float, default=0.5)
+    ap.add_argument("--Gamma", type=float, default=1.68)
+    ap.add_argument("--gamma", type=float, default=1.0)
+    a = ap.parse_args(argv)
+    par = [str(x) for x in (a.coupling, a.h, a.Gamma, a.gamma)]
+    print(f"# load average {os.getloadavg()[0]:.2f}; coupling {a.coupling}, h {a.h}, "
+          f"Gamma {a.Gamma}, gamma {a.gamma}")
+    print(f"{'N':>4} {'PIQS s':>8} {'PIQS GB':>8} {'picorr s':>9} {'picorr GB':>9} "
+          f"{'speed-up':>9} {'|dI_M/N|':>9} {'|dm|':>9}")
+    for N in (int(x) for x in a.N.split(",")):
+        q, tq, mq = timed([sys.executable, "-c", PIQS_POINT, str(N), *par])
+        p, tp, mp = timed([sys.executable, "-m", "picorr", "steady", "--N", str(N),
+                           "--coupling", par[0], "--h", par[1], "--Gamma", par[2],
+                           "--gamma", par[3], "--json"])
+        dI = abs(q["IM_per_N"] - p["IM_per_N"])
+        dm = max(abs(x - y) for x, y in zip(q["m"], p["m"]))
+        print(f"{N:>4} {tq:>8.2f} {mq:>8.2f} {tp:>9.2f} {mp:>9.2f} {tq / tp:>8.1f}x "
+              f"{dI:>9.1e} {dm:>9.1e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
