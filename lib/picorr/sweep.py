@@ -27,7 +27,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .jsonutil import plain
 from .models import ModelError, lmg
 
 __all__ = [
@@ -341,19 +341,6 @@ def compute_point(point: Point, settings: SolverSettings) -> dict:
 # --------------------------------------------------------------------------- files
 
 
-def _plain(x):
-    """JSON values only: numpy scalars to Python numbers, NaN/inf to null."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if hasattr(x, "tolist"):
-        return _plain(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -408,7 +395,7 @@ def write_point(out, point: Point, record: dict, arrays: dict | None = None) -> 
             names[name] = fname
         record["arrays"] = names
     path = out / f"{point.key}.json"
-    text = json.dumps(_plain(record), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(plain(record), indent=1, allow_nan=False) + "\n"
     write_atomic(path, text.encode())
     return path
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
+
+from ..jsonutil import plain
 
 COMMANDS = ("steady", "theory", "groundstate", "sweep")
 
@@ -22,22 +23,9 @@ class CLIError(Exception):
     """An error to report as one line (``picorr: error: ...``) with exit status 2."""
 
 
-def _jsonable(x):
-    """Plain JSON types only (NaN/inf become null, numpy scalars become Python numbers)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "tolist"):
-        return _jsonable(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def emit(result: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(_jsonable(result)))
+        print(json.dumps(plain(result)))
         return
     width = max(len(k) for k in result)
     for k, v in result.items():
