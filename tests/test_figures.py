@@ -149,3 +149,26 @@ def test_local_minima_finds_the_interior_dip_not_the_edge():
     i = np.argmin(np.abs(x - dips[0]))
     assert d[i - 1] < 0 < d[i + 1]
     assert local_minima(x, -x).size == 0  # monotonic: no interior minimum
+
+
+def test_data_note_names_the_source_and_the_command(tmp_path):
+    from picorr.figures import data_note, fig1_data
+
+    live = fig1_data("absent", coupling=3.0, h=0.0, gamma=1.0, sizes=[50], grid=(0.2, 1.0, 0.4),
+                     live_sizes=[6], live_Gammas=np.array([0.5, 1.5]), root=tmp_path)
+    text = data_note(live)
+    assert "computed live" in text and live.command in text and "N = 6" in text
+
+
+def test_fig1_panel_draws_theory_and_every_size():
+    import matplotlib.pyplot as plt
+    from picorr import plotting
+    from picorr.figures import fig1_data, theory_curve
+
+    d = fig1_data("absent", coupling=3.0, h=0.0, gamma=1.0, sizes=[50], grid=(0.2, 1.0, 0.4),
+                  live_sizes=[6, 8], live_Gammas=np.array([0.5, 1.5]), root="/nonexistent")
+    th = theory_curve(np.array([0.5, 1.5]), coupling=3.0, h=0.0)
+    fig, ax = plt.subplots()
+    plotting.fig1_panel(ax, d, th, "t")
+    assert len(ax.lines) >= 3  # theory, two sizes (plus the Hopf line)
+    plt.close(fig)

@@ -31,6 +31,7 @@ from .states import BlockState, product_state
 from .steady import steady_state
 
 __all__ = [
+    "data_note",
     "local_minima",
     "Curve",
     "FigureData",
@@ -369,3 +370,21 @@ def local_minima(x, y, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     i = np.arange(1, x.size - 1)
     ok = (y[i] < y[i - 1]) & (y[i] < y[i + 1]) & (x[i] > lo) & (x[i] < hi)
     return x[i[ok]]
+
+
+def data_note(d: FigureData) -> str:
+    """MyST text of an admonition saying where the finite-N points of a Fig. 1 panel come
+    from: loaded from ``data/`` (with the command that wrote them), or computed live at
+    smaller sizes because the sweep directory is missing (with the command that would make
+    it). Chapters display it with ``IPython.display.Markdown``."""
+    if d.live:
+        return (
+            f":::{{admonition}} Smaller version computed live\n:class: warning\n"
+            f"The sweep directory `data/{d.path.name}` is not in this checkout, so the finite-N "
+            f"points below were computed while this page was built, at the smaller sizes "
+            f"N = {', '.join(map(str, d.sizes))} on a coarser grid of Γ "
+            f"({d.seconds:.0f} s). The full data (the paper's sizes) are produced by\n\n"
+            f"```bash\n{d.command}\n```\n\nand this page then loads them.\n:::"
+        )
+    return (f":::{{note}}\nThe finite-N points below are loaded from `data/{d.path.name}`, "
+            f"written by `{d.command}`.\n:::")

@@ -15,6 +15,7 @@ import matplotlib as mpl
 import numpy as np
 
 __all__ = [
+    "fig1_panel",
     "STYLE",
     "THEORY_COLOR",
     "use_style",
@@ -189,3 +190,17 @@ def plot_matrix(ax, A, *, log: bool = True, floor: float = 1e-12, colorbar: bool
 def annotate_panel(ax, text: str) -> None:
     """A panel letter such as ``(a)`` in the upper-left corner."""
     ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", ha="left", fontweight="bold")
+
+
+def fig1_panel(ax, data, theory, title: str) -> None:
+    """One panel of Fig. 1: the theory curve, the finite-N curves of ``data`` (a
+    :class:`picorr.figures.FigureData`) coloured by N, the Hopf point Gamma = gamma."""
+    plot_theory(ax, theory.x, theory.IM_per_N)
+    cols = size_colors(data.sizes)
+    for c in data.curves:
+        plot_finite_n(ax, c.x, c.IM_per_N, c.N, color=cols[c.N])
+    ax.axvline(1.0, color="0.6", lw=0.8, ls="--")
+    im_axes(ax)
+    ax.set_xlim(0, 4.1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title)
