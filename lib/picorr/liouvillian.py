@@ -92,16 +92,19 @@ class _Triplets:
     rows: list
     cols: list
     vals: list
+    half: bool = False
 
     def add(self, layout: BlockLayout, src: np.ndarray, dJ: int, di, dk, val) -> None:
         """Transitions from stored elements ``src`` to (block + dJ, row + di, col + dk)."""
         jidx, i, k = (a[src] for a in layout.elements)
-        J = layout.J
         # row index i = J - M: in block J' = J + dJ, M + dM sits at row (J + dJ) - (M + dM)
         tgt = layout.index(jidx + dJ, i + dJ + di, k + dJ + dk)
         ok = (tgt >= 0) & (val != 0)
-        self.rows.append(tgt[ok])
-        self.cols.append(src[ok])
+        if self.half:  # keep only targets with q = M - M' = k - i >= 0
+            ok &= (k + dk) >= (i + di)
+        itype = np.int32 if layout.size < 2**31 else np.int64
+        self.rows.append(tgt[ok].astype(itype))
+        self.cols.append(src[ok].astype(itype))
         self.vals.append(np.asarray(val, dtype=complex)[ok])
 
     def matrix(self, n: int) -> sp.csr_matrix:
@@ -121,12 +124,15 @@ def _generator(model: QubitModel) -> CollectivePolynomial:
     return G
 
 
-def liouvillian(model: QubitModel, layout: BlockLayout | None = None) -> sp.csr_matrix:
+def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
+                hermitian_rows: bool = False) -> sp.csr_matrix:
     """Sparse Liouvillian on the stored elements of ``layout`` (default: all of them).
 
     Returns the complex CSR matrix ``L`` with ``d rho/dt = L rho`` for ``rho`` stored as in
     :class:`~picorr.dicke.BlockLayout`. With a coherence window, transitions to unstored
-    elements are dropped (the truncated Liouvillian ``L_Q``).
+    elements are dropped (the truncated Liouvillian ``L_Q``). ``hermitian_rows=True`` keeps
+    only the rows with ``q = M - M' >= 0`` (the others are empty): for a Hermitian ``rho``
+    they determine the rest, and they are all the Hermitian fold needs.
     """
     if layout is None:
         layout = BlockLayout(model.N)
@@ -135,7 +141,7 @@ def liouvillian(model: QubitModel, layout: BlockLayout | None = None) -> sp.csr_
     N = model.N
     src = np.arange(layout.size)
     J, M, Mp = layout.JMM
-    t = _Triplets([], [], [])
+    t = _Triplets([], [], [], hermitian_rows)
     # -- collective: G rho + rho G^+ + sum (Gamma/N) L rho L^+ --------------------------
     G = _generator(model)
     for d, f in G.bands(J, M).items():  # (G rho)_{M + d, M'} <- f_d(M) rho_{M, M'}

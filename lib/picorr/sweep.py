@@ -215,7 +215,8 @@ def grid(N, coupling, h, Gamma, gamma) -> list[Point]:
 @dataclass(frozen=True)
 class SolverSettings:
     """How every point is solved. ``method`` and ``tol`` (the requested values) decide
-    staleness; ``blas_threads`` is recorded but does not change the result beyond
+    staleness; ``blas_threads`` (the threads each point may use: BLAS, and the coherence
+    sectors of the Krylov solvers) is recorded but does not change the result beyond
     round-off."""
 
     method: str = "auto"
@@ -325,7 +326,7 @@ def compute_point(point: Point, settings: SolverSettings) -> dict:
             "pid": os.getpid(), "started": started, "malloc_restored": malloc_restored}
     try:
         res = steady_state(point.model(), method=settings.method, tol=settings.tol,
-                           blas_threads=settings.blas_threads)
+                           blas_threads=settings.blas_threads, threads=settings.blas_threads)
         out = res.summary()
     except Exception as exc:  # noqa: BLE001 - reported with the point, not retried
         msg = str(exc).splitlines()[0] if str(exc) else ""

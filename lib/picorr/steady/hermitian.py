@@ -67,7 +67,14 @@ class HermitianFold:
 
     @property
     def size(self) -> int:
-        return self.B.shape[0]
+        return self.pos.size + self.off.size
+
+    def complex_partner(self) -> np.ndarray:
+        """For each real unknown: the index of the ``x`` (real part) of the same element when
+        the unknown is a ``y`` (imaginary part), else -1."""
+        out = np.full(self.size, -1, dtype=np.int64)
+        out[self.pos.size:] = np.searchsorted(self.pos, self.off)
+        return out
 
     def to_complex(self, u: np.ndarray) -> np.ndarray:
         """The full complex element vector over the layout from the real unknowns."""
@@ -91,13 +98,21 @@ class HermitianFold:
         cols = np.searchsorted(self.pos, lay.diagonal)
         return row, cols
 
-    def bordered(self) -> tuple[sp.csr_matrix, np.ndarray]:
-        """``(A, b)``: B with its trace row, the real analogue of :func:`.direct.bordered_system`."""
+    def bordered(self, consume: bool = False) -> tuple[sp.csr_matrix, np.ndarray]:
+        """``(A, b)``: B with its trace row, the real analogue of :func:`.direct.bordered_system`.
+        ``consume=True`` modifies and hands over :attr:`B` (then set to None) to save memory."""
         row, cols = self.trace_row()
         keep = np.ones(self.size)
         keep[row] = 0.0
         tr = sp.csr_matrix((np.ones(cols.size), (np.full(cols.size, row), cols)), shape=self.B.shape)
-        A = (sp.diags(keep) @ self.B + tr).tocsr()
-        b = np.zeros(self.size)
+        size = self.size
+        if consume:
+            A, self.B = self.B, None
+            A.data[A.indptr[row]:A.indptr[row + 1]] = 0.0
+            A = (A + tr).tocsr()
+            A.eliminate_zeros()
+        else:
+            A = (sp.diags(keep) @ self.B + tr).tocsr()
+        b = np.zeros(size)
         b[row] = 1.0
         return A, b

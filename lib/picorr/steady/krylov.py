@@ -15,7 +15,9 @@ not reach its tolerance raises :class:`NotConvergedError`.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,9 +32,39 @@ from .direct import factorize
 from .hermitian import HermitianFold
 
 
+def default_threads() -> int:
+    """Threads for the sector factorizations and solves: the cores this process may use.
+    SuperLU releases the GIL, so sectors run in parallel (measured 1.5-1.7x on 2 cores)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _complex_block(A: sp.csr_matrix, xs: np.ndarray, ys: np.ndarray):
+    """``C = A_xx + i A_yx`` when the real block on ``(xs, ys)`` is the real form
+    ``[[Re C, -Im C], [Im C, Re C]]`` of a complex matrix, else None.
+
+    Folding a sector q > 0 gives exactly this form unless a term couples q to -q (a
+    Delta q = 2 term at q = 1); a complex factor then has half the memory of the real one.
+    """
+    rows_x, rows_y = A[xs], A[ys]
+    axx, axy = rows_x[:, xs], rows_x[:, ys]
+    ayx, ayy = rows_y[:, xs], rows_y[:, ys]
+    scale = max(abs(axx).max(), abs(ayx).max(), 1e-300)
+    if max(abs(axx - ayy).max(), abs(axy + ayx).max()) > 1e-14 * scale:
+        return None
+    return (axx + 1j * ayx).tocsc()
+
+
 class SectorPreconditioner:
     """``P^{-1}`` for ``P`` the block-diagonal part of ``A`` over the labels ``sector``
     (one block per coherence order), each block LU-factored once.
+
+    ``partner`` (optional, from :meth:`.HermitianFold.complex_partner`) pairs each
+    imaginary-part unknown with its real-part unknown; a sector whose real block is the real
+    form of a complex matrix is then factored as that complex matrix (half the memory and
+    memory traffic of the real form). ``threads`` sectors are factored and solved at once.
 
     ``cache`` (a dict, optional) keeps the factors by sector label for the next system:
     the diagonal block of sector q does not depend on the coherence window as long as the
@@ -40,49 +72,94 @@ class SectorPreconditioner:
     reused only when the block is the identical matrix.
     """
 
-    def __init__(self, A: sp.spmatrix, sector: np.ndarray, cache: dict | None = None):
+    def __init__(self, A: sp.spmatrix, sector: np.ndarray, cache: dict | None = None,
+                 partner: np.ndarray | None = None, threads: int | None = None):
         order = np.argsort(sector, kind="stable")
         s = sector[order]
         starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
         bounds = np.r_[starts, s.size]
         A = sp.csr_matrix(A)
-        self.sectors = []
-        self.factor_nnz = 0
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        jobs = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             idx = order[a:b]
-            block = A[idx][:, idx]
             key = int(s[a])
+            block, xs, ys = None, None, None
+            if partner is not None:
+                ys = idx[partner[idx] >= 0]
+                xs = partner[ys]
+                if 2 * ys.size == idx.size and np.array_equal(np.sort(np.r_[xs, ys]), np.sort(idx)):
+                    block = _complex_block(A, xs, ys)
+            if block is None:
+                xs, ys = idx, None
+                block = A[idx][:, idx].tocsc()
+            jobs.append((key, xs, ys, block))
+
+        def build(job):
+            key, xs, ys, block = job
             hit = None if cache is None else cache.get(key)
-            if hit is not None and hit[1].shape == block.shape and (hit[1] != block).nnz == 0:
-                self.sectors.append((idx, hit[0]))
-                self.factor_nnz += hit[0].L.nnz + hit[0].U.nnz
-                continue
+            if hit is not None and hit[1].shape == block.shape and hit[1].dtype == block.dtype \
+                    and (hit[1] != block).nnz == 0:
+                return key, xs, ys, hit[0]
             try:
                 lu = factorize(block)
             except RuntimeError as exc:
                 raise NoUniqueSteadyStateError(
-                    f"the q = {int(s[a])} sector of the Liouvillian is singular ({exc}); "
+                    f"the q = {key} sector of the Liouvillian is singular ({exc}); "
                     "this model may have no unique steady state"
                 ) from None
-            self.factor_nnz += lu.L.nnz + lu.U.nnz
-            self.sectors.append((idx, lu))
             if cache is not None:
                 cache[key] = (lu, block)
+            return key, xs, ys, lu
+
+        jobs.sort(key=lambda j: -j[3].shape[0])  # largest first balances the threads
+        if self.threads > 1:
+            with ThreadPoolExecutor(self.threads) as ex:
+                self.sectors = [r[1:] for r in ex.map(build, jobs)]
+        else:
+            self.sectors = [build(j)[1:] for j in jobs]
+        self.factor_nnz = int(sum(lu.nnz for _, _, lu in self.sectors))
+        # SuperLU's nnz counts L and U; values (8 or 16 bytes) plus a 4-byte row index
+        self.factor_bytes = int(sum(lu.nnz * (12 if ys is None else 20)
+                                    for _, ys, lu in self.sectors))
+        self.complex_sectors = sum(ys is not None for _, ys, _ in self.sectors)
         self.shape = A.shape
         self.dtype = A.dtype
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def _solve_one(self, sec, r, out):
+        xs, ys, lu = sec
+        if ys is None:
+            out[xs] = lu.solve(np.ascontiguousarray(r[xs]))
+        else:
+            z = lu.solve(r[xs] + 1j * r[ys])
+            out[xs] = z.real
+            out[ys] = z.imag
 
     def solve(self, r: np.ndarray) -> np.ndarray:
         out = np.empty(self.shape[0], dtype=np.result_type(self.dtype, r.dtype))
-        for idx, lu in self.sectors:
-            out[idx] = lu.solve(np.ascontiguousarray(r[idx]))
+        if self._pool is None:
+            for sec in self.sectors:
+                self._solve_one(sec, r, out)
+        else:
+            list(self._pool.map(lambda sec: self._solve_one(sec, r, out), self.sectors))
         return out
+
+    def close(self) -> None:
+        """Stop the solve threads (also done when the object is collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def __del__(self):
+        self.close()
 
     def as_operator(self) -> sla.LinearOperator:
         return sla.LinearOperator(self.shape, matvec=self.solve, dtype=self.dtype)
 
 
-def run_gmres(A, b, P: SectorPreconditioner, *, x0=None, rtol=1e-13, restart=60,
-              maxiter=2000, what="GMRES"):
+def run_gmres(A, b, P: SectorPreconditioner | None = None, *, x0=None, rtol=1e-13,
+              restart=60, maxiter=2000, what="GMRES"):
     """Restarted GMRES; returns ``(x, iterations)`` or raises :class:`NotConvergedError`
     when ``maxiter`` inner iterations do not bring the preconditioned residual below
     ``rtol``."""
@@ -91,9 +168,9 @@ def run_gmres(A, b, P: SectorPreconditioner, *, x0=None, rtol=1e-13, restart=60,
     def cb(_):
         count[0] += 1
 
-    x, info = sla.gmres(A, b, x0=x0, M=P.as_operator(), rtol=rtol, atol=0.0, restart=restart,
-                        maxiter=max(1, -(-maxiter // restart)), callback=cb,
-                        callback_type="pr_norm")
+    x, info = sla.gmres(A, b, x0=x0, M=None if P is None else P.as_operator(), rtol=rtol,
+                        atol=0.0, restart=restart, maxiter=max(1, -(-maxiter // restart)),
+                        callback=cb, callback_type="pr_norm")
     if info != 0:
         raise NotConvergedError(
             f"{what} did not converge within maxiter={maxiter} iterations "
@@ -102,19 +179,99 @@ def run_gmres(A, b, P: SectorPreconditioner, *, x0=None, rtol=1e-13, restart=60,
     return x, count[0]
 
 
+def _sub_partner(partner: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``partner`` (see :class:`SectorPreconditioner`) renumbered for the unknowns ``idx``."""
+    inv = np.full(partner.size, -1, dtype=np.int64)
+    inv[idx] = np.arange(idx.size)
+    p = partner[idx]
+    return np.where(p >= 0, inv[np.maximum(p, 0)], -1)
+
+
+def two_coloured(A: sp.spmatrix, sector: np.ndarray) -> bool:
+    """True when ``A`` couples different sectors only if their labels differ by an odd
+    number (for the LMG field h J_x: q to q +- 1), so even and odd sectors decouple."""
+    C = sp.coo_matrix(A)
+    dq = sector[C.row] - sector[C.col]
+    return not np.any((dq != 0) & (dq % 2 == 0))
+
+
+def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=None,
+                  x0=None, rtol=1e-13, restart=60, maxiter=2000, cache=None, threads=None,
+                  what="GMRES"):
+    """Solve ``A u = b`` for ``A`` block-structured over the sector labels.
+
+    When even and odd sectors do not couple among themselves (:func:`two_coloured`), the
+    even ("red") sectors are eliminated exactly: GMRES runs on the Schur complement
+    ``S = A_bb - A_br A_rr^{-1} A_rb`` of the odd ("black") sectors, preconditioned by the
+    black sector factors (a red-black block Gauss-Seidel; its error contracts like the
+    square of block Jacobi's, and the Krylov vectors have half the length). Measured at
+    N = 200 and 400 (h = 0.5): 28 and 37 iterations against 56 and 88 for block-Jacobi
+    GMRES on the whole system. Otherwise block-Jacobi GMRES on the whole system.
+
+    Returns ``(u, iterations, info)``.
+    """
+    A = sp.csr_matrix(A)
+    n = A.shape[0]
+    if not two_coloured(A, sector):
+        P = SectorPreconditioner(A, sector, cache, partner=partner, threads=threads)
+        try:
+            u, its = run_gmres(A, b, P, x0=x0, rtol=rtol, restart=restart, maxiter=maxiter,
+                               what=what)
+        finally:
+            P.close()
+        return u, its, {"scheme": "block-Jacobi GMRES", "sectors": len(P.sectors),
+                        "complex_sectors": P.complex_sectors, "factor_nnz": P.factor_nnz,
+                        "factor_GB": P.factor_bytes / 1e9, "threads": P.threads}
+    red = np.flatnonzero(sector % 2 == 0)
+    blk = np.flatnonzero(sector % 2 != 0)
+    Ar, Ab = A[red], A[blk]
+    del A
+    Arr, Arb, Abr, Abb = Ar[:, red], Ar[:, blk], Ab[:, red], Ab[:, blk]
+    del Ar, Ab
+    sub = (lambda idx: None) if partner is None else (lambda idx: _sub_partner(partner, idx))
+    Pr = SectorPreconditioner(Arr, sector[red], cache, partner=sub(red), threads=threads)
+    Pb = (SectorPreconditioner(Abb, sector[blk], cache, partner=sub(blk), threads=threads)
+          if blk.size else None)
+    del Arr
+    u = np.empty(n)
+    try:
+        br, bb = b[red], b[blk]
+        its = 0
+        if blk.size:
+            S = sla.LinearOperator((blk.size, blk.size), dtype=float,
+                                   matvec=lambda x: Abb @ x - Abr @ Pr.solve(Arb @ x))
+            rhs = bb - Abr @ Pr.solve(br)
+            ub, its = run_gmres(S, rhs, Pb, x0=None if x0 is None else x0[blk], rtol=rtol,
+                                restart=restart, maxiter=maxiter, what=what)
+            u[blk] = ub
+            br = br - Arb @ ub
+        u[red] = Pr.solve(br)
+    finally:
+        Pr.close()
+        if Pb is not None:
+            Pb.close()
+    Ps = [P for P in (Pr, Pb) if P is not None]
+    return u, its, {"scheme": "red-black Schur GMRES",
+                    "sectors": sum(len(P.sectors) for P in Ps),
+                    "complex_sectors": sum(P.complex_sectors for P in Ps),
+                    "factor_nnz": sum(P.factor_nnz for P in Ps),
+                    "factor_GB": sum(P.factor_bytes for P in Ps) / 1e9, "threads": Pr.threads}
+
+
 def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
-                   gmres_tol=1e-13, restart=60, maxiter=2000, cache=None):
-    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``.
+                   gmres_tol=1e-13, restart=60, maxiter=2000, cache=None, threads=None):
+    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``,
+    where ``L`` holds only the rows with q >= 0 (see :func:`.finish`, ``hermitian_rows``).
     ``cache``: see :class:`SectorPreconditioner`."""
-    L = liouvillian(model, layout)
+    L = liouvillian(model, layout, hermitian_rows=True)
     fold = HermitianFold.build(L, layout)
-    A, b = fold.bordered()
-    P = SectorPreconditioner(A, fold.q, cache)
     x0 = None if x0_complex is None else fold.from_complex(x0_complex)
-    u, its = run_gmres(A, b, P, x0=x0, rtol=gmres_tol, restart=restart, maxiter=maxiter,
-                       what=f"GMRES (N = {model.N}, window {layout.window})")
-    info = {"real_unknowns": fold.size, "sectors": len(P.sectors),
-            "factor_nnz": int(P.factor_nnz), "restart": restart}
+    # no reference to A stays here, so solve_sectors can free it once it has split it
+    u, its, info = solve_sectors(*fold.bordered(consume=True), fold.q, partner=fold.complex_partner(), x0=x0,
+                                 rtol=gmres_tol, restart=restart, maxiter=maxiter, cache=cache,
+                                 threads=threads,
+                                 what=f"GMRES (N = {model.N}, window {layout.window})")
+    info = {"real_unknowns": fold.size, **info, "restart": restart}
     return fold.to_complex(u), L, its, info
 
 
@@ -127,16 +284,18 @@ def solve_krylov(
     restart: int = 60,
     maxiter: int = 2000,
     x0: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> SteadyState:
     """Steady state by block-Jacobi-preconditioned GMRES on the layout with ``window``.
 
     ``maxiter`` bounds the total number of inner GMRES iterations; reaching it without the
     preconditioned residual falling below ``gmres_tol`` raises :class:`NotConvergedError`.
-    ``x0`` is an optional complex initial guess over the layout's elements.
+    ``x0`` is an optional complex initial guess over the layout's elements. ``threads``:
+    sectors factored and solved at once (default: the cores available).
     """
     t0 = time.perf_counter()
     layout = BlockLayout(model.N, window)
     rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
-                                       restart=restart, maxiter=maxiter)
+                                       restart=restart, maxiter=maxiter, threads=threads)
     return finish(model, BlockState(layout, rho), L, method="krylov", window=window, t0=t0,
-                  tol=tol, iterations=its, info=info)
+                  tol=tol, iterations=its, info=info, hermitian_rows=True)

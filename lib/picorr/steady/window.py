@@ -49,6 +49,7 @@ def solve_window(
     restart: int = 60,
     maxiter: int = 3000,
     progress=None,
+    threads: int | None = None,
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
 
@@ -67,8 +68,10 @@ def solve_window(
         Q = min(Q, max_window)
         layout = BlockLayout(N, Q)
         x0 = None if prev is None else embed(prev[1], prev[0], layout)
+        L = None  # free the last window's operator before building the next
         rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
-                                           restart=restart, maxiter=maxiter, cache=cache)
+                                           restart=restart, maxiter=maxiter, cache=cache,
+                                           threads=threads)
         iterations += its
         try:
             c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()))
@@ -94,6 +97,6 @@ def solve_window(
         Q += step
     info.update(window_change_IM_per_N=dIM, window_change_m=dm, windows_tried=len(tried))
     res = finish(model, BlockState(layout, rho), L, method="window", window=Q, t0=t0, tol=tol,
-                 iterations=iterations, info=info)
+                 iterations=iterations, info=info, hermitian_rows=True)
     object.__setattr__(res, "info", {**res.info, "scan": tried})
     return res
