@@ -382,3 +382,70 @@ def test_residual_from_half_the_rows_equals_the_full_residual(window):
     r_full = np.linalg.norm(full @ res.state.rho)
     assert r_full > 1e-12  # a loose solve, so the residual is not round-off
     assert res.residual == pytest.approx(r_full, rel=1e-10)
+
+
+# --------------------------------------------------------------------------------------
+# Support mask and memory estimate of the large-N method
+# --------------------------------------------------------------------------------------
+def test_support_mask_leaves_rows_out_without_changing_the_answer():
+    model = lmg(160, 3.0, 0.5, 1.68, 1.0)
+    plain = steady_state(model, method="window", mask=False)
+    masked = steady_state(model, method="window", mask=True)
+    assert masked.info["support_from_N"] == 80
+    assert masked.info["support_fraction"] < 0.95  # measured 0.89
+    assert masked.unknowns < BlockLayout(160, masked.window).size
+    assert abs(masked.IM_per_N - plain.IM_per_N) < 1e-10
+    np.testing.assert_allclose(masked.m, plain.m, atol=1e-10)
+    assert masked.info["leak_residual"] < 1e-12 and masked.relative_residual < 1e-10
+
+
+def test_a_mask_that_cuts_the_state_fails_the_residual_check():
+    """Keeping only rows above 10% of the largest population cuts into the state: the flux
+    into the rows left out must show in the residual and refuse the result."""
+    from picorr.steady import SteadyStateError
+
+    with pytest.raises(SteadyStateError, match="not stationary"):
+        steady_state(lmg(80, 3.0, 0.5, 1.68, 1.0), method="window", mask=True, mask_eps=0.1)
+
+
+def test_support_rows_cover_the_layout_and_dilate():
+    from picorr.steady.support import dilate, support_fraction
+
+    N = 40
+    full = tuple((0, int(n)) for n in dicke.block_sizes(N))
+    assert support_fraction(N, full) == 1.0
+    assert dilate(N, full, 3) == full  # cannot grow beyond the blocks
+    one = [(0, 0)] * len(full)
+    one[10] = (5, 6)  # a single row: M = J - 5 in block 10
+    wide = dilate(N, tuple(one), 1)
+    J = dicke.j_values(N)
+    for b in (9, 10, 11):  # neighbours gain the same M +- 1
+        lo, hi = wide[b]
+        M = J[b] - np.arange(lo, hi)
+        assert set(M) >= {J[10] - 5 - 1, J[10] - 5, J[10] - 5 + 1} & set(J[b] - np.arange(2 * J[b] + 1))
+    assert wide[0][0] == wide[0][1] and wide[20][0] == wide[20][1]  # still empty
+
+
+def test_memory_estimate_against_a_measured_peak():
+    """The estimate of :mod:`picorr.steady.memory` against the peak RSS of a fresh process."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from picorr.models import lmg; from picorr.steady import steady_state;"
+        "r = steady_state(lmg(150, 3.0, 0.5, 1.68, 1.0), method='window', mask=False);"
+        "print(json.dumps([r.peak_rss_bytes, r.info['memory_estimate_GB'] * 1e9]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak, estimate = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0.9 * peak < estimate < 1.8 * peak
+
+
+def test_insufficient_memory_is_refused_before_solving():
+    from picorr.steady import InsufficientMemoryError
+
+    with pytest.raises(InsufficientMemoryError, match=r"N = 150 needs an estimated .* GB"):
+        steady_state(lmg(150, 3.0, 0.5, 1.68, 1.0), method="window", max_memory=1e7)
+    with pytest.raises(InsufficientMemoryError, match="support mask for N = 400"):
+        steady_state(lmg(400, 3.0, 0.5, 1.68, 1.0), method="window", max_memory=1e7)

@@ -194,14 +194,27 @@ class BlockLayout:
     ``k = J - M'``. With ``window = Q`` only elements with ``|M - M'| <= Q`` are stored (the
     coherence-order truncation; ``Q = 0`` keeps the diagonal only, which is exact for models
     with a U(1) symmetry). ``window=None`` stores every element: ``sum_J (2J+1)^2`` of them.
+
+    ``rows`` (optional) restricts each block to a square ``i, k`` in ``[lo_J, hi_J)``, one
+    pair per block (``lo = hi`` drops the block): the support mask of large-N solves, which
+    leaves out the (J, M) where the state is negligible. It is symmetric in ``M <-> M'``, as
+    the Hermitian fold requires.
     """
 
     N: int
     window: int | None = None
+    rows: tuple | None = None
 
     def __post_init__(self):
         if self.window is not None and (int(self.window) != self.window or self.window < 0):
             raise ValueError(f"window must be None or an integer >= 0, got {self.window!r}")
+        if self.rows is not None:
+            r = np.asarray(self.rows)
+            n = block_sizes(self.N)
+            if r.shape != (n.size, 2) or np.any(r[:, 0] < 0) or np.any(r[:, 1] > n) \
+                    or np.any(r[:, 0] > r[:, 1]):
+                raise ValueError("rows must hold one pair 0 <= lo <= hi <= 2J+1 per block")
+            object.__setattr__(self, "rows", tuple(map(tuple, r.astype(int).tolist())))
 
     # -- per block -----------------------------------------------------------------------
     @cached_property
@@ -217,9 +230,14 @@ class BlockLayout:
         i = np.arange(nmax)[None, :]
         n = sizes[:, None]
         Q = nmax if self.window is None else int(self.window)
-        lo = np.broadcast_to(np.maximum(0, i - Q), (nJ, nmax))
-        hi = np.minimum(n, i + Q + 1)
-        length = np.where(i < n, hi - lo, 0)
+        if self.rows is None:
+            rlo, rhi = np.zeros_like(n), n
+        else:
+            r = np.asarray(self.rows, dtype=np.int64)
+            rlo, rhi = r[:, :1], r[:, 1:]
+        lo = np.broadcast_to(np.maximum(rlo, i - Q), (nJ, nmax))
+        hi = np.minimum(np.minimum(n, rhi), i + Q + 1)
+        length = np.where((i >= rlo) & (i < np.minimum(n, rhi)), np.maximum(hi - lo, 0), 0)
         start = np.zeros((nJ, nmax), dtype=np.int64)
         flat = np.cumsum(length.ravel())
         start.ravel()[1:] = flat[:-1]
@@ -280,5 +298,10 @@ class BlockLayout:
     @property
     def trace_row(self) -> int:
         """The element ``(J = N/2, M = N/2, M' = N/2)``: its equation is replaced by the
-        trace condition in steady-state solves."""
-        return int(self.index(self.J.size - 1, 0, 0))
+        trace condition in steady-state solves. With a ``rows`` mask that leaves it out: the
+        first diagonal element of the highest block kept."""
+        if self.rows is None:
+            return int(self.index(self.J.size - 1, 0, 0))
+        top = max(j for j, (lo, hi) in enumerate(self.rows) if hi > lo)
+        lo = self.rows[top][0]
+        return int(self.index(top, lo, lo))

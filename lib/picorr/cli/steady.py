@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
         help="solver (default: chosen from the model's symmetry and size)",
     )
     p.add_argument("--tol", type=float, default=1e-10, help="accepted relative residual")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="refuse a solve whose estimated peak memory exceeds this many GB "
+                   "(default: the memory available)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=run)
 
@@ -40,10 +43,19 @@ def run(args) -> dict:
     from ..information import NegativeEigenvalueError
     from ..steady import SteadyStateError, steady_state
 
+    from ..steady import InsufficientMemoryError
+
     model = lmg(args.N, args.coupling, args.h, args.Gamma, args.gamma)
+    opts = {}
+    if args.max_memory is not None:
+        if not args.max_memory > 0:
+            raise CLIError(f"--max-memory must be a positive number of GB, got {args.max_memory}")
+        opts["max_memory"] = args.max_memory * 1e9
     t0 = time.perf_counter()
     try:
-        res = steady_state(model, method=args.method, tol=args.tol)
+        res = steady_state(model, method=args.method, tol=args.tol, **opts)
+    except InsufficientMemoryError as exc:
+        raise CLIError(f"--N {args.N}: {exc}") from None
     except (SteadyStateError, NegativeEigenvalueError) as exc:
         raise CLIError(str(exc)) from None
     out = res.summary()

@@ -10,9 +10,10 @@ Methods
             (Eqs. 30-31, generalised), exact when the model has the U(1) symmetry.
 ``direct``  sparse LU of the full in-block Liouvillian (Eqs. 22-26) with the trace
             condition; O(N^3) unknowns, the fastest choice up to N of about 20.
-``krylov``  GMRES preconditioned by the exact LU of every coherence-order sector
-            (block Jacobi over q), in the Hermitian real form (q >= 0 only); the same
-            unknowns, far less memory and time at larger N.
+``krylov``  GMRES in the Hermitian real form (q >= 0 only) on the Schur complement of
+            the odd coherence sectors, the even ones eliminated with their exact LU
+            (block Jacobi over q for models that couple q to q +- 2); the same unknowns,
+            far less memory and time at larger N.
 ``window``  the same on a coherence window |M - M'| <= Q, raised until I_M/N and m change
             by less than a tolerance (the large-N method).
 """
@@ -24,6 +25,7 @@ from ._result import (
     SteadyStateError,
 )
 from ._select import METHODS, steady_state
+from .memory import InsufficientMemoryError, estimate_peak_bytes
 
 __all__ = [
     "steady_state",
@@ -31,5 +33,7 @@ __all__ = [
     "SteadyStateError",
     "NoUniqueSteadyStateError",
     "NotConvergedError",
+    "InsufficientMemoryError",
+    "estimate_peak_bytes",
     "METHODS",
 ]

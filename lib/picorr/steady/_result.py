@@ -106,7 +106,16 @@ class SteadyState:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process: VmHWM on Linux (``ru_maxrss`` there keeps the
+    high-water mark of the image a forked child had before ``exec``), else ``ru_maxrss``
+    (macOS reports bytes, others KiB)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)
 

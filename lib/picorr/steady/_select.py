@@ -59,6 +59,7 @@ def steady_state(
     tol: float = 1e-10,
     blas_threads: int | None = 1,
     threads: int | None = None,
+    max_memory: float | None = None,
     **options,
 ) -> SteadyState:
     """The unique steady state of ``model`` with its evidence.
@@ -81,6 +82,10 @@ def steady_state(
     threads : int or None
         Coherence sectors factored and solved at once by the 'krylov' and 'window' methods
         (SuperLU releases the GIL); None: the cores this process may use.
+    max_memory : float or None
+        Bytes the 'krylov' and 'window' methods may use: a solve whose estimated peak
+        (:func:`estimate_peak_bytes`) exceeds it raises :class:`InsufficientMemoryError`
+        before it starts. None: the memory available.
     **options
         Passed to the method (e.g. ``restart``, ``maxiter`` for 'krylov').
 
@@ -120,5 +125,6 @@ def steady_state(
             return solve_direct(model, tol=tol, **options)
         check_uniqueness(model)
         if method == "window":
-            return solve_window(model, tol=tol, threads=threads, **options)
-        return solve_krylov(model, tol=tol, threads=threads, **options)
+            return solve_window(model, tol=tol, threads=threads, max_memory=max_memory,
+                                **options)
+        return solve_krylov(model, tol=tol, threads=threads, max_memory=max_memory, **options)

@@ -30,6 +30,7 @@ from ..states import BlockState
 from ._result import NoUniqueSteadyStateError, NotConvergedError, SteadyState, finish
 from .direct import factorize
 from .hermitian import HermitianFold
+from .memory import check_memory
 
 
 def default_threads() -> int:
@@ -285,17 +286,22 @@ def solve_krylov(
     maxiter: int = 2000,
     x0: np.ndarray | None = None,
     threads: int | None = None,
+    max_memory: float | None = None,
 ) -> SteadyState:
     """Steady state by block-Jacobi-preconditioned GMRES on the layout with ``window``.
 
     ``maxiter`` bounds the total number of inner GMRES iterations; reaching it without the
     preconditioned residual falling below ``gmres_tol`` raises :class:`NotConvergedError`.
     ``x0`` is an optional complex initial guess over the layout's elements. ``threads``:
-    sectors factored and solved at once (default: the cores available).
+    sectors factored and solved at once (default: the cores available). A solve predicted
+    to need more than ``max_memory`` bytes (default: the memory available) raises
+    :class:`.InsufficientMemoryError` before it starts.
     """
     t0 = time.perf_counter()
+    estimate = check_memory(model.N, model.N if window is None else window, restart, max_memory)
     layout = BlockLayout(model.N, window)
     rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
                                        restart=restart, maxiter=maxiter, threads=threads)
+    info["memory_estimate_GB"] = estimate["total"] / 1e9
     return finish(model, BlockState(layout, rho), L, method="krylov", window=window, t0=t0,
                   tol=tol, iterations=its, info=info, hermitian_rows=True)

@@ -1,0 +1,102 @@
+"""The support mask of large-N solves: leave out the (J, M) where the state is negligible.
+
+Populations of a permutation-invariant steady state obey a large-deviation law,
+``ln p_N(j, m) ~ -N I(j, m)`` with ``j = 2J/N`` and ``m = 2M/N``, so a solution at a smaller
+``N_c`` predicts where ``p_N`` falls below ``eps`` (relative to its largest value):
+``(N / N_c) log p_{N_c}(j, m) < log eps``. Each block ``J`` keeps the rows (``M`` values)
+between the first and last predicted above ``eps``, widened by a margin and by the
+neighbouring blocks' rows; coherences ``rho_{J,M,M'}`` are kept when both ``M`` and ``M'``
+are (positivity bounds ``|rho_{J,M,M'}|^2 <= p_{J,M} p_{J,M'}``).
+
+The prediction is checked, not trusted: the returned state's residual is evaluated on the
+mask widened by the reach of the Liouvillian (:func:`dilate`), so the flux into the rows
+left out counts in the residual that must pass the tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dicke import BlockLayout, block_sizes, j_values
+
+#: Relative population below which (J, M) rows are left out.
+MASK_EPS = 1e-16
+
+
+def _m_range(N: int, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: the kept M as [m_lo, m_hi] (twice M, integers); empty blocks give lo > hi."""
+    J2 = np.rint(2 * j_values(N)).astype(np.int64)
+    r = np.asarray(rows, dtype=np.int64)
+    return J2 - 2 * (r[:, 1] - 1), J2 - 2 * r[:, 0]
+
+
+def _rows_from_m(N: int, m_lo2: np.ndarray, m_hi2: np.ndarray) -> tuple:
+    J2 = np.rint(2 * j_values(N)).astype(np.int64)
+    n = block_sizes(N)
+    m_lo2 = np.maximum(m_lo2, -J2)
+    m_hi2 = np.minimum(m_hi2, J2)
+    lo = (J2 - m_hi2 + 1) // 2  # i = J - M, rounded inwards to the block's grid
+    hi = (J2 - m_lo2) // 2 + 1
+    lo, hi = np.clip(lo, 0, n), np.clip(hi, 0, n)
+    hi = np.maximum(hi, lo)
+    return tuple(zip(lo.tolist(), hi.tolist()))
+
+
+def dilate(N: int, rows, by: int) -> tuple:
+    """``rows`` widened by ``by`` in M and by the rows of the neighbouring blocks J +- 1
+    (the Liouvillian moves J by at most 1 and M by at most 1 per term)."""
+    lo2, hi2 = _m_range(N, rows)
+    empty = lo2 > hi2
+    lo2 = np.where(empty, np.iinfo(np.int64).max // 4, lo2)
+    hi2 = np.where(empty, -np.iinfo(np.int64).max // 4, hi2)
+    nlo, nhi = lo2.copy(), hi2.copy()
+    nlo[1:] = np.minimum(nlo[1:], lo2[:-1])
+    nlo[:-1] = np.minimum(nlo[:-1], lo2[1:])
+    nhi[1:] = np.maximum(nhi[1:], hi2[:-1])
+    nhi[:-1] = np.maximum(nhi[:-1], hi2[1:])
+    return _rows_from_m(N, nlo - 2 * by, nhi + 2 * by)
+
+
+def predict_rows(N: int, coarse_state, eps: float = MASK_EPS, margin: int | None = None):
+    """Rows to keep at ``N`` from the steady state ``coarse_state`` (a BlockState) at a
+    smaller N, by the large-deviation scaling; ``margin`` rows added on each side (default
+    ``2 + N // 50``)."""
+    lay = coarse_state.layout
+    Nc = lay.N
+    d = lay.diagonal
+    Jc, Mc, _ = lay.JMM
+    p = np.maximum(coarse_state.rho[d].real, 1e-300)
+    logp = np.log10(p / p.max()) * (N / Nc)
+    # the coarse populations on a (j, m) grid: rows 2*Jc, columns 2*Mc + Nc
+    grid = np.full((Nc + 1, 2 * Nc + 1), -np.inf)
+    grid[np.rint(2 * Jc[d]).astype(int), np.rint(2 * Mc[d]).astype(int) + Nc] = logp
+    # each fine (J, M) looks up the nearest coarse (Jc, Mc) of the same parity grid
+    J = j_values(N)
+    keep_lo = np.full(J.size, 1, dtype=np.int64)
+    keep_hi = np.full(J.size, 0, dtype=np.int64)
+    jc_all = np.rint(2 * j_values(Nc)).astype(int)  # allowed 2*Jc
+    for b, Jv in enumerate(J):
+        M = Jv - np.arange(int(round(2 * Jv)) + 1)
+        j2 = Jv * Nc / N * 2
+        jc2 = jc_all[np.argmin(np.abs(jc_all - j2))]
+        mc2 = np.rint(M * Nc / N * 2).astype(int)
+        mc2 = np.clip(mc2, -jc2, jc2)
+        mc2 += (mc2 + jc2) % 2 * np.where(mc2 < jc2, 1, -1)  # same parity as 2*Jc
+        ok = grid[jc2, mc2 + Nc] >= np.log10(eps)
+        if ok.any():
+            idx = np.flatnonzero(ok)
+            keep_lo[b], keep_hi[b] = idx[0], idx[-1] + 1
+    rows = tuple(zip(keep_lo.tolist(), np.maximum(keep_hi, keep_lo).tolist()))
+    rows = tuple((lo, hi) if hi > lo else (0, 0) for lo, hi in rows)
+    margin = 2 + N // 50 if margin is None else int(margin)
+    return dilate(N, rows, margin)
+
+
+def support_fraction(N: int, rows) -> float:
+    """Kept share of the (J, M) rows."""
+    r = np.asarray(rows)
+    return float((r[:, 1] - r[:, 0]).sum() / block_sizes(N).sum())
+
+
+def masked_layout(N: int, window: int, rows) -> BlockLayout:
+    return BlockLayout(N, window, rows=rows)
