@@ -449,3 +449,25 @@ def test_insufficient_memory_is_refused_before_solving():
         steady_state(lmg(150, 3.0, 0.5, 1.68, 1.0), method="window", max_memory=1e7)
     with pytest.raises(InsufficientMemoryError, match="support mask for N = 400"):
         steady_state(lmg(400, 3.0, 0.5, 1.68, 1.0), method="window", max_memory=1e7)
+
+
+def test_rates_with_a_sparse_pin_equal_the_trace_bordered_solve(monkeypatch):
+    """The rate equations pin one population (sparse row) instead of the dense trace row;
+    both formulations must give the same state, and a pin whose population is below
+    PIN_RATIO of the largest (forced here by raising the ratio) is moved to the largest."""
+    import scipy.sparse.linalg as sla
+
+    from picorr.steady import direct
+
+    model = lmg(130, 3.0, 0.0, 1.68, 1.0)
+    res = steady_state(model)
+    assert res.method == "rates" and res.info["repinned"] is False
+    lay = res.state.layout
+    A, b = direct.bordered_system(liouvillian(model, lay).real, lay)
+    ref = sla.spsolve(A.tocsc(), b)
+    np.testing.assert_allclose(res.state.rho.real, ref, atol=1e-13)
+    monkeypatch.setattr(direct, "_predicted_peak", lambda m, layout: layout.trace_row)
+    monkeypatch.setattr(direct, "PIN_RATIO", 0.5)
+    again = steady_state(model)
+    assert again.info["repinned"] is True
+    np.testing.assert_allclose(again.state.rho.real, ref, atol=1e-13)

@@ -54,6 +54,27 @@ def bordered_system(L: sp.spmatrix, layout: BlockLayout) -> tuple[sp.csc_matrix,
     return A, b
 
 
+def pinned_system(L: sp.spmatrix, row: int) -> tuple[sp.csc_matrix, np.ndarray]:
+    """``(A, b)``: ``L`` with the equation of the diagonal element ``row`` replaced by
+    ``rho[row] = 1``. Every diagonal equation is a combination of the others (the trace is
+    conserved), so ``A`` is nonsingular exactly when the steady state is unique and has
+    ``rho[row] != 0``; the solution is the steady state up to normalisation. Unlike the
+    dense trace row of :func:`bordered_system`, the unit row keeps the lattice sparsity that
+    the fill-reducing ordering relies on (rate equations at N = 1000: 25 M instead of 49 M
+    LU entries, 2.6 s instead of 26 s)."""
+    A = sp.csr_matrix(L, copy=True)
+    A.data[A.indptr[row]:A.indptr[row + 1]] = 0.0
+    A = (A + sp.csr_matrix(([1.0], ([row], [row])), shape=A.shape)).tocsc()
+    A.eliminate_zeros()
+    b = np.zeros(A.shape[0], dtype=A.dtype)
+    b[row] = 1.0
+    return A, b
+
+
+#: A pinned element whose share of the largest element is below this is moved to the largest.
+PIN_RATIO = 1e-8
+
+
 def _condition_1norm(A: sp.csc_matrix, lu) -> float:
     n = A.shape[0]
     inv = sla.LinearOperator(
@@ -64,6 +85,25 @@ def _condition_1norm(A: sp.csc_matrix, lu) -> float:
     )
     normA = float(abs(A).sum(axis=0).max())
     return normA * float(sla.onenormest(inv))
+
+
+def _predicted_peak(model: QubitModel, layout: BlockLayout) -> int:
+    """Diagonal element to pin: the largest population of the same model at N // 4 (solved
+    the same way), mapped to this N by ``(2J/N, 2M/N)``; the top element for small N."""
+    N = model.N
+    if N < 64:
+        return layout.trace_row
+    small = solve_direct(model.replace(N=N // 4), window=0, method_name="rates")
+    lay = small.state.layout
+    d = lay.diagonal
+    J, M, _ = lay.JMM
+    k = d[int(np.argmax(small.state.rho[d].real))]
+    j, m = J[k] / (N // 4), M[k] / (N // 4)  # in units of N/... : 2J/N_small / 2
+    Js = layout.J
+    b = int(np.argmin(np.abs(Js - j * N)))
+    Mf = np.clip(np.round(m * N - (Js[b] % 1)) + (Js[b] % 1), -Js[b], Js[b])
+    idx = int(layout.index(b, int(round(Js[b] - Mf)), int(round(Js[b] - Mf))))
+    return idx if idx >= 0 else layout.trace_row
 
 
 def solve_direct(
@@ -81,13 +121,27 @@ def solve_direct(
         if L.nnz and abs(L.data.imag).max() > 1e-12 * abs(L.data).max():
             raise ValueError("the q = 0 sector of this model's Liouvillian is not real")
         L = L.real
-    A, b = bordered_system(L, layout)
-    try:
-        lu = factorize(A)
-    except RuntimeError as exc:  # "Factor is exactly singular"
-        raise NoUniqueSteadyStateError(
-            f"the Liouvillian of this model (N = {model.N}) has no unique steady state: {exc}"
-        ) from None
+    pins = []
+    first_pin = _predicted_peak(model, layout) if window == 0 else None
+    while True:
+        if window == 0:  # a sparse pin instead of the dense trace row (see pinned_system)
+            row = first_pin if not pins else pins[-1]
+            A, b = pinned_system(L, row)
+        else:
+            A, b = bordered_system(L, layout)
+        try:
+            lu = factorize(A)
+        except RuntimeError as exc:  # "Factor is exactly singular"
+            raise NoUniqueSteadyStateError(
+                f"the Liouvillian of this model (N = {model.N}) has no unique steady state: {exc}"
+            ) from None
+        rho = lu.solve(b)
+        if window != 0 or len(pins) == 1:
+            break
+        big = int(np.argmax(np.abs(rho)))
+        if abs(rho[row]) >= PIN_RATIO * abs(rho[big]):
+            break
+        pins.append(big)  # the pinned population is tiny: pin the largest instead
     cond = _condition_1norm(A, lu)
     if not cond < SINGULAR_CONDITION:
         raise NoUniqueSteadyStateError(
@@ -95,7 +149,6 @@ def solve_direct(
             f"(condition estimate {cond:.1e} of the trace-bordered system); a model needs "
             "dissipation that connects all blocks, e.g. a local rate > 0"
         )
-    rho = lu.solve(b)
     state = BlockState(layout, rho.astype(complex))
     return finish(
         model,
@@ -106,5 +159,6 @@ def solve_direct(
         t0=t0,
         tol=tol,
         condition_estimate=cond,
-        info={"lu_nnz": int(lu.L.nnz + lu.U.nnz)},
+        info={"lu_nnz": int(lu.nnz), "pinned_row": int(row) if window == 0 else None,
+              "repinned": bool(pins)},
     )
