@@ -1,0 +1,61 @@
+"""The N -> infinity extrapolation on synthetic data with a known limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from picorr.extrapolate import extrapolate, extrapolate_curves
+from picorr.models import ModelError
+
+SIZES = np.array([50, 100, 200, 400, 800])
+
+
+def test_pure_1_over_N_is_linear_and_exact():
+    e = extrapolate(SIZES, 0.3 - 2.0 / SIZES)
+    assert e.model == "linear"
+    assert e.limit == pytest.approx(0.3, abs=1e-12)
+    assert e.error < 1e-10
+
+
+def test_curvature_chooses_the_quadratic_model():
+    y = 0.25 + 1.5 / SIZES - 40.0 / SIZES**2
+    e = extrapolate(SIZES, y)
+    assert e.model == "quadratic"
+    assert e.limit == pytest.approx(0.25, abs=1e-12)
+    # the linear fit is biased; the error bar reports the spread between the models
+    assert abs(e.limit_linear - 0.25) > 1e-4
+    assert e.error == pytest.approx(abs(e.limit_linear - e.limit_quadratic))
+
+
+def test_error_bar_covers_the_truth_with_noise_and_a_hidden_third_order():
+    rng = np.random.default_rng(1)
+    misses = 0
+    for _ in range(200):
+        y = 0.2 + 0.8 / SIZES - 15 / SIZES**2 + 300 / SIZES**3 + rng.normal(0, 2e-5, SIZES.size)
+        e = extrapolate(SIZES, y)
+        misses += abs(e.limit - 0.2) > e.error
+    assert misses <= 10  # at most 5 % outside the error bar
+
+
+def test_two_points_give_no_fake_error_bar():
+    e = extrapolate([100, 200], [0.29, 0.295])
+    assert e.limit == pytest.approx(0.3)
+    assert np.isnan(e.error)
+
+
+def test_curves_per_gamma_skip_missing_and_small_sizes():
+    Ns = [20, 100, 200, 400]
+    G = [1.0, 2.0]
+    vals = np.array([[9.0, 9.0], [0.3 - 1 / 100, np.nan], [0.3 - 1 / 200, 0.1], [0.3 - 1 / 400, 0.1]])
+    out = extrapolate_curves(Ns, G, vals, min_N=50)
+    assert out["limit"][0] == pytest.approx(0.3)
+    assert out["n_sizes"].tolist() == [3, 2]
+    assert out["limit"][1] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("N,y,word", [([100], [0.1], "at least 2"), ([100, 100], [0.1, 0.2], "distinct"),
+                                      ([100, 200], [0.1], "same length")])
+def test_bad_input(N, y, word):
+    with pytest.raises(ModelError, match=word):
+        extrapolate(N, y)
