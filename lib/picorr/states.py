@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import expm
-from scipy.special import xlogy
 
 from .dicke import BlockLayout, j_values, ln_dim, m_values, spin_matrices
 from .models import ModelError, validate_N
@@ -121,9 +120,19 @@ def product_state(N: int, bloch) -> BlockState:
     blocks = {}
     for jidx, J in enumerate(j_values(N)):
         M = m_values(J)
-        logw = ln_dim(N, J) + xlogy(N / 2 + M, p) + xlogy(N / 2 - M, 1 - p)
+        logw = ln_dim(N, J) + _xlogy(N / 2 + M, p) + _xlogy(N / 2 - M, 1 - p)
         diag = np.exp(logw)
         jx, jy, jz = spin_matrices(J)
         R = expm(-1j * phi * jz) @ expm(-1j * theta * jy)
         blocks[jidx] = (R * diag) @ R.conj().T
     return _from_blocks(N, blocks)
+
+
+def _xlogy(x, y):
+    """x log y with 0 log 0 = 0 (as scipy.special.xlogy, without importing scipy.special)."""
+    x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+    out = np.zeros(x.shape)
+    nz = x != 0
+    out[nz] = x[nz] * np.log(y[nz])
+    return out if out.ndim else float(out)
+
