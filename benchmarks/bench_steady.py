@@ -3,10 +3,12 @@
 
 Each point is a separate ``python -m picorr steady ... --json`` process; wall time is the
 whole process (imports included) and peak memory is its maximum resident set size (from
-``wait4``). Prints a table; ``--quick`` runs a short subset.
+``wait4``). Prints a table; ``--out`` also writes the records (with the machine, the load
+and the commit) as the JSON file that the book's chapter 4 plots.
 
     .venv/bin/python benchmarks/bench_steady.py            # the issue's sizes
     .venv/bin/python benchmarks/bench_steady.py --sizes-h 60,120 --sizes-h0 400,1000
+    .venv/bin/python benchmarks/bench_steady.py --out data/benchmarks/steady.json
 """
 
 from __future__ import annotations
@@ -41,19 +43,46 @@ def main(argv=None):
     ap.add_argument("--sizes-h", default="20,40,60,80,120", help="N values for h = 0.5")
     ap.add_argument("--sizes-h0", default="100,200,400,800", help="N values for h = 0")
     ap.add_argument("--Gamma", type=float, default=1.68)
+    ap.add_argument("--out", default=None, help="write the records to this JSON file")
     args = ap.parse_args(argv)
+    records = []
     print(f"# load average {os.getloadavg()[0]:.2f}; coupling 3, gamma 1, Gamma {args.Gamma}")
     print(f"{'h':>4} {'N':>6} {'method':>8} {'unknowns':>10} {'its':>5} {'wall s':>8} "
           f"{'peak GB':>8} {'rel.res':>9} {'I_M/N':>14}")
     for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
         for N in (int(x) for x in sizes.split(",") if x):
             r = run_point(N, h, args.Gamma)
+            records.append(r)
             if "error" in r:
                 print(f"{h:>4} {N:>6} error: {r['error']}")
                 continue
             print(f"{h:>4} {N:>6} {r['method']:>8} {r['unknowns']:>10} {r['iterations']:>5} "
                   f"{r['wall']:>8.2f} {r['peak_gb']:>8.2f} {r['relative_residual']:>9.1e} "
                   f"{r['IM_per_N']:>14.10f}", flush=True)
+    if args.out:
+        write_records(args.out, records, args)
+
+
+def write_records(path, records, args) -> None:
+    """The records with what is needed to judge them: machine, load, commit, command."""
+    import platform
+    from pathlib import Path
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    keep = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
+            "relative_residual", "IM_per_N", "error")
+    meta = {"command": "benchmarks/bench_steady.py " + " ".join(sys.argv[1:]),
+            "commit": commit, "cores": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version(), "load_average_end": os.getloadavg()[0],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out = {"meta": meta, "records": [{k: r[k] for k in keep if k in r} for r in records]}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"# wrote {path}")
 
 
 if __name__ == "__main__":

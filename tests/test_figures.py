@@ -172,3 +172,42 @@ def test_fig1_panel_draws_theory_and_every_size():
     plotting.fig1_panel(ax, d, th, "t")
     assert len(ax.lines) >= 3  # theory, two sizes (plus the Hopf line)
     plt.close(fig)
+
+
+def test_benchmark_records_load_and_plot(tmp_path):
+    import json
+
+    from picorr import plotting
+    from picorr.figures import load_benchmark
+
+    recs = [{"N": 400, "h": 0.5, "wall": 40.0, "peak_gb": 3.7, "method": "window"},
+            {"N": 200, "h": 0.5, "wall": 6.0, "peak_gb": 1.3, "method": "window"},
+            {"N": 800, "h": 0.0, "wall": 12.0, "peak_gb": 0.6, "method": "rates"},
+            {"N": 1000, "h": 0.5, "error": "--N 1000: needs 25 GB"}]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"meta": {"commit": "x"}, "records": recs}))
+    b = load_benchmark(path)
+    assert list(b["by_h"]) == [0.0, 0.5]
+    np.testing.assert_array_equal(b["by_h"][0.5]["N"], [200, 400])  # sorted by N
+    np.testing.assert_array_equal(b["by_h"][0.5]["wall"], [6.0, 40.0])
+    assert b["errors"][0]["N"] == 1000
+    fig, (a1, a2) = plotting.figure(2)
+    plotting.cost_panels(a1, a2, b)
+    lines = {ln.get_label(): ln for ln in a1.get_lines()}
+    np.testing.assert_array_equal(lines[r"$h = 0.5\gamma$"].get_ydata(), [6.0, 40.0])
+    assert a2.get_yscale() == "log"
+
+
+def test_curves_on_grid_merges_sizes_and_marks_missing_points():
+    from types import SimpleNamespace as NS
+
+    from picorr.figures import curves_on_grid
+
+    c1 = NS(N=80, x=np.array([1.9, 2.0000000000000004, 2.1]), IM_per_N=np.array([0.1, 0.2, 0.3]))
+    c2 = NS(N=400, x=np.array([2.1]), IM_per_N=np.array([0.5]))
+    c3 = NS(N=10, x=np.array([2.0]), IM_per_N=np.array([0.9]))
+    theory = NS(N=None, x=np.array([2.0]), IM_per_N=np.array([1.0]))
+    out = curves_on_grid([NS(curves=(c1, c3, theory)), NS(curves=(c2,))], [2.0, 2.1], min_N=20)
+    assert list(out) == [80, 400]
+    np.testing.assert_array_equal(out[80], [0.2, 0.3])
+    assert np.isnan(out[400][0]) and out[400][1] == 0.5

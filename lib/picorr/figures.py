@@ -255,6 +255,24 @@ def fig1_data(name: str, *, coupling: float, h: float, gamma: float = 1.0, sizes
     return FigureData(curves, "live", path, command, params, time.perf_counter() - t0)
 
 
+def curves_on_grid(datas, G, *, min_N: int = 1) -> dict[int, np.ndarray]:
+    """``{N: I_M/N on the grid G}`` from the curves of several :class:`FigureData` (NaN where
+    a size has no point at a grid value; values matched to 1e-9). Sizes below ``min_N`` and
+    sizes without any point on the grid are left out."""
+    G = np.asarray(G, float)
+    out: dict[int, np.ndarray] = {}
+    for d in datas:
+        for c in d.curves:
+            if c.N is None or c.N < min_N:
+                continue
+            y = out.setdefault(int(c.N), np.full(G.size, np.nan))
+            for i, g in enumerate(G):
+                hit = np.flatnonzero(np.abs(c.x - g) < 1e-9)
+                if hit.size:
+                    y[i] = c.IM_per_N[hit[0]]
+    return {n: y for n, y in sorted(out.items()) if np.isfinite(y).any()}
+
+
 def convergence(curves, Gamma: float, *, atol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     """``(N, I_M/N)`` at ``Gamma`` on each curve whose grid contains it (within ``atol``),
     for plots of the approach to the N -> infinity limit."""
@@ -322,6 +340,22 @@ def cost_vs_n(Ns, coupling: float, h: float, Gamma: float, gamma: float = 1.0) -
     res = {k: np.array(v) for k, v in out.items()}
     res["full_unknowns"] = 4.0 ** res["N"].astype(float)
     return res
+
+
+def load_benchmark(path: Path | str) -> dict:
+    """The records of ``benchmarks/bench_steady.py --out`` as arrays per field value of h:
+    ``{"meta": ..., "by_h": {h: {"N": array, "wall": ..., "peak_gb": ..., ...}},
+    "errors": [records that failed, e.g. refused for memory]}``."""
+    import json
+
+    raw = json.loads(Path(path).read_text())
+    ok = [r for r in raw["records"] if "error" not in r]
+    by_h: dict[float, dict] = {}
+    for h in sorted({float(r["h"]) for r in ok}):
+        rs = sorted((r for r in ok if float(r["h"]) == h), key=lambda r: r["N"])
+        by_h[h] = {k: np.array([r.get(k) for r in rs]) for k in rs[0]}
+    return {"meta": raw["meta"], "by_h": by_h,
+            "errors": [r for r in raw["records"] if "error" in r]}
 
 
 def block_count(N: int) -> dict[str, float]:

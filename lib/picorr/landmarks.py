@@ -77,12 +77,12 @@ def extremum(coupling: float, h: float, bracket: tuple[float, float], gamma: flo
     if np.sign(dlo) == np.sign(dhi):
         raise ModelError(f"bracket ({lo}, {hi}) does not contain an extremum: slopes "
                          f"{dlo:.3g} and {dhi:.3g} have the same sign")
-    G1 = brentq(lambda G: deriv(G, step), lo, hi, xtol=1e-9)
+    G1 = brentq(lambda G: deriv(G, step), lo, hi, xtol=1e-8)
     # the same zero with twice the step, searched near G1: the shift estimates the error
     w = 1e-4
     a, b = max(lo, G1 - w), min(hi, G1 + w)
     try:
-        G2 = brentq(lambda G: deriv(G, 2 * step), a, b, xtol=1e-9)
+        G2 = brentq(lambda G: deriv(G, 2 * step), a, b, xtol=1e-8)
     except ValueError:  # moved by more than w: report w as the error
         G2 = G1 + w
     kind = "maximum" if dlo > 0 else "minimum"
@@ -107,7 +107,7 @@ def theory_landmarks(coupling: float, h: float, Gammas, IM, attractors, gamma: f
             continue
         # the grid's extremum lies in (G[i-1], G[i+1]); the slope's sign changes are found
         # on a finer sampling, since a coarse grid can hide a close maximum-minimum pair
-        xs = np.linspace(G[i - 1], G[i + 1], 9)
+        xs = np.linspace(G[i - 1], G[i + 1], 5)
         d = [(_IM(coupling, h, x + DERIVATIVE_STEP, gamma)
               - _IM(coupling, h, x - DERIVATIVE_STEP, gamma)) for x in xs]
         for a, b, da, db in zip(xs[:-1], xs[1:], d[:-1], d[1:]):

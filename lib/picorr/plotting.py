@@ -204,3 +204,18 @@ def fig1_panel(ax, data, theory, title: str) -> None:
     ax.set_xlim(0, 4.1)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title)
+
+
+def cost_panels(ax_time, ax_mem, bench: dict) -> None:
+    """Wall time and peak memory against N, log-log, one line per h (from
+    :func:`picorr.figures.load_benchmark`)."""
+    styles = {0.0: ("C0", "o", "$h = 0$ (rate equations)")}
+    for h, c in bench["by_h"].items():
+        col, mk, lab = styles.get(h, ("C3", "s", rf"$h = {h:g}\gamma$"))
+        ax_time.loglog(c["N"], c["wall"], marker=mk, color=col, label=lab)
+        ax_mem.loglog(c["N"], c["peak_gb"], marker=mk, color=col, label=lab)
+    ax_time.set_xlabel("$N$")
+    ax_time.set_ylabel("wall time per steady state (s)")
+    ax_mem.set_xlabel("$N$")
+    ax_mem.set_ylabel("peak memory (GB)")
+    ax_time.legend(loc="lower right")

@@ -133,6 +133,7 @@ def _xlogy(x, y):
     x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
     out = np.zeros(x.shape)
     nz = x != 0
-    out[nz] = x[nz] * np.log(y[nz])
+    with np.errstate(divide="ignore"):  # x log 0 = -inf for x > 0, as xlogy
+        out[nz] = x[nz] * np.log(y[nz])
     return out if out.ndim else float(out)
 

@@ -1,0 +1,57 @@
+"""The dip measures on synthetic curves whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from picorr.dip import dip_report, dip_sentence, flattest_descent
+
+G = np.round(np.arange(2.0, 3.41, 0.1), 10)
+THEORY = 0.2 - 0.05 * (G - 2.0) + 0.04 * np.exp(-((G - 2.9) / 0.25) ** 2)  # falls, rises, falls
+
+
+def theory_dip():
+    g = np.linspace(2.0, 3.4, 14001)
+    t = 0.2 - 0.05 * (g - 2.0) + 0.04 * np.exp(-((g - 2.9) / 0.25) ** 2)
+    i = next(i for i in range(1, g.size - 1) if t[i] < t[i - 1] and t[i] < t[i + 1])
+    return g[i], t[i]
+
+
+def curves(Ns, c=6.0):
+    """Finite-N curves: the bump's height reduced by c/N (0.04 - 6/N > 0 for N > 150), so the
+    dip before it is washed out below N = 0.0254 / 6 ~ 236 (where the bump's steepest slope,
+    3.43 times its height, no longer beats the descent 0.05)."""
+    bump = np.exp(-((G - 2.9) / 0.25) ** 2)
+    return {N: THEORY - c / N * bump for N in Ns}
+
+
+def test_flattest_descent():
+    g, s = flattest_descent([0, 1, 2, 3], [3.0, 2.0, 1.9, 0.0])
+    assert (g, s) == (1.5, pytest.approx(-0.1))
+
+
+def test_dip_absent_at_small_N_and_its_onset_is_predicted():
+    gd, td = theory_dip()
+    r = dip_report(G, curves([160, 180, 200]), gd, td, (2.0, 3.4))
+    assert not r.has_dip.any()
+    assert np.all(np.diff(r.flattest_slope) > 0)
+    assert r.slope_limit > 0
+    exact = dip_report(G, curves([10**6]), gd, td, (2.0, 3.4))
+    assert exact.has_dip.all()
+    # the slope is exactly linear in 1/N here: its limit is the theory's flattest slope
+    assert r.slope_limit == pytest.approx(flattest_descent(G, THEORY)[1], rel=1e-9)
+    assert 236 <= r.onset_N < 300
+    text = dip_sentence(r)
+    assert text.startswith("Not yet: up to N = 200") and f"N ≈ {r.onset_N:.0f}" in text
+
+
+def test_dip_present_is_reported_with_its_first_N():
+    gd, td = theory_dip()
+    r = dip_report(G, curves([180, 400, 1600]), gd, td, (2.0, 3.4))
+    assert r.has_dip.tolist() == [False, True, True]
+    assert dip_sentence(r).startswith("Yes: the finite-N curves have a local minimum from N = 400")
+    # the gap to the theory is the 1/N correction there (grid interpolation cancels out)
+    far = dip_report(G, curves([10**9]), gd, td, (2.0, 3.4))
+    bump = lambda g: np.interp(gd, G, np.exp(-((G - 2.9) / 0.25) ** 2))  # noqa: E731
+    assert r.gap_at_theory_dip[-1] - far.gap_at_theory_dip[0] == pytest.approx(-6 / 1600 * bump(gd), rel=1e-5)
