@@ -74,7 +74,7 @@ def write_records(path, records, args) -> None:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     keep = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
-            "relative_residual", "IM_per_N", "error")
+            "relative_residual", "IM_per_N", "support_fraction", "memory_estimate_GB", "error")
     meta = {"command": "benchmarks/bench_steady.py " + " ".join(sys.argv[1:]),
             "commit": commit, "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "load_average_end": os.getloadavg()[0],
