@@ -55,3 +55,14 @@ def test_dip_present_is_reported_with_its_first_N():
     far = dip_report(G, curves([10**9]), gd, td, (2.0, 3.4))
     bump = lambda g: np.interp(gd, G, np.exp(-((G - 2.9) / 0.25) ** 2))  # noqa: E731
     assert r.gap_at_theory_dip[-1] - far.gap_at_theory_dip[0] == pytest.approx(-6 / 1600 * bump(gd), rel=1e-5)
+
+
+def test_missing_points_are_skipped():
+    gd, td = theory_dip()
+    full = curves([180, 400, 1600])
+    holes = {n: y.copy() for n, y in full.items()}
+    holes[1600][[0, 5, 14]] = np.nan  # points away from the dip and the bump's rise
+    a = dip_report(G, full, gd, td, (2.0, 3.4))
+    b = dip_report(G, holes, gd, td, (2.0, 3.4))
+    assert b.has_dip.tolist() == a.has_dip.tolist()
+    np.testing.assert_allclose(b.flattest_slope, a.flattest_slope)

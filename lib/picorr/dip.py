@@ -54,7 +54,8 @@ def _interior_minimum(G, y) -> float:
 
 def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
                window: tuple[float, float]) -> DipReport:
-    """Measures of :mod:`picorr.dip` for the curves ``{N: y(G)}`` restricted to ``window``."""
+    """Measures of :mod:`picorr.dip` for the curves ``{N: y(G)}`` restricted to ``window``
+    (NaN entries, grid points a size lacks, are skipped)."""
     G = np.asarray(G, float)
     sel = (G >= window[0] - 1e-12) & (G <= window[1] + 1e-12)
     Ns = np.array(sorted(curves))
@@ -62,6 +63,8 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
     for n in Ns:
         y = np.asarray(curves[n], float)[sel]
         g = G[sel]
+        ok = np.isfinite(y)  # a size may lack some grid points (a sweep still running)
+        g, y = g[ok], y[ok]
         m = _interior_minimum(g, y)
         has.append(np.isfinite(m))
         where.append(m)
