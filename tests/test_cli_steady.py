@@ -46,6 +46,10 @@ def test_readable_summary():
         (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "1"], "--gamma"),
         (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "0", "--gamma", "0"], "dissipation"),
         (["--N", "10", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1", "--tol", "2"], "tol"),
+        (["--N", "150", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1",
+          "--max-memory", "0.01"], "--N 150: N = 150 needs an estimated"),
+        (["--N", "50", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1",
+          "--max-memory", "-1"], "--max-memory"),
     ],
 )
 def test_bad_input_is_one_line(args, word):

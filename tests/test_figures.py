@@ -180,7 +180,8 @@ def test_benchmark_records_load_and_plot(tmp_path):
     from picorr import plotting
     from picorr.figures import load_benchmark
 
-    recs = [{"N": 400, "h": 0.5, "wall": 40.0, "peak_gb": 3.7, "method": "window"},
+    recs = [{"N": 400, "h": 0.5, "wall": 40.0, "peak_gb": 3.7, "method": "window",
+             "support_fraction": 0.59},
             {"N": 200, "h": 0.5, "wall": 6.0, "peak_gb": 1.3, "method": "window"},
             {"N": 800, "h": 0.0, "wall": 12.0, "peak_gb": 0.6, "method": "rates"},
             {"N": 1000, "h": 0.5, "error": "--N 1000: needs 25 GB"}]
@@ -190,6 +191,7 @@ def test_benchmark_records_load_and_plot(tmp_path):
     assert list(b["by_h"]) == [0.0, 0.5]
     np.testing.assert_array_equal(b["by_h"][0.5]["N"], [200, 400])  # sorted by N
     np.testing.assert_array_equal(b["by_h"][0.5]["wall"], [6.0, 40.0])
+    assert b["by_h"][0.5]["support_fraction"].tolist() == [None, 0.59]  # a field only some have
     assert b["errors"][0]["N"] == 1000
     fig, (a1, a2) = plotting.figure(2)
     plotting.cost_panels(a1, a2, b)

@@ -353,7 +353,8 @@ def load_benchmark(path: Path | str) -> dict:
     by_h: dict[float, dict] = {}
     for h in sorted({float(r["h"]) for r in ok}):
         rs = sorted((r for r in ok if float(r["h"]) == h), key=lambda r: r["N"])
-        by_h[h] = {k: np.array([r.get(k) for r in rs]) for k in rs[0]}
+        keys = dict.fromkeys(k for r in rs for k in r)  # every field any record has
+        by_h[h] = {k: np.array([r.get(k) for r in rs]) for k in keys}
     return {"meta": raw["meta"], "by_h": by_h,
             "errors": [r for r in raw["records"] if "error" in r]}
 
