@@ -120,6 +120,13 @@ def peak_rss_bytes() -> int:
     return int(r if sys.platform == "darwin" else r * 1024)
 
 
+def hermitian_row_weights(layout) -> np.ndarray:
+    """Weight of each row of ``L rho`` when only rows with q >= 0 are kept: 2 for q > 0
+    (row -q is its conjugate), 1 for q = 0, 0 for q < 0."""
+    jidx, i, k = layout.elements
+    return np.where(k > i, 2.0, np.where(k == i, 1.0, 0.0))
+
+
 def hermiticity_error(state: BlockState) -> float:
     """max |rho_{J,M,M'} - conj(rho_{J,M',M})| over stored pairs."""
     lay = state.layout
@@ -160,8 +167,7 @@ def finish(
     state = BlockState(state.layout, state.rho / trace)
     r = L @ state.rho
     if hermitian_rows:
-        jidx, i, k = state.layout.elements
-        w = np.where(k > i, 2.0, np.where(k == i, 1.0, 0.0))
+        w = hermitian_row_weights(state.layout)
         residual = float(np.sqrt(np.sum(w * np.abs(r) ** 2)))
     else:
         residual = float(np.linalg.norm(r))

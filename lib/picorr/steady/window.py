@@ -18,7 +18,7 @@ from ..dicke import BlockLayout
 from ..information import NegativeEigenvalueError, correlations
 from ..models import QubitModel
 from ..states import BlockState
-from ._result import NotConvergedError, SteadyState, finish
+from ._result import NotConvergedError, SteadyState, finish, hermitian_row_weights
 from .krylov import fold_and_solve
 from .memory import InsufficientMemoryError, check_memory
 from .support import MASK_EPS, dilate, predict_rows, support_fraction
@@ -141,8 +141,7 @@ def solve_window(
         outside = np.ones(wide.size, bool)
         outside[wide.index(*layout.elements)] = False
         r = L @ (state.rho / state.trace)
-        jidx, i, k = wide.elements
-        w = np.where(k > i, 2.0, np.where(k == i, 1.0, 0.0))
+        w = hermitian_row_weights(wide)
         info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
                     leak_residual=float(np.sqrt(np.sum((w * np.abs(r) ** 2)[outside]))),
                     coarse_seconds=coarse.seconds, coarse_window=coarse.window)
