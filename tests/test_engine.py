@@ -316,14 +316,38 @@ def test_negative_state_is_reported():
     "N,h,Gamma", [(40, 0.5, 1.68), (40, -0.5, 0.7), (64, 0.5, 2.7), (81, -0.3, 3.5)]
 )
 def test_window_equals_untruncated(N, h, Gamma):
+    """The truncated state agrees with the untruncated one to 1e-9, and its own error
+    estimate (from the changes between windows) is honest: the true error of I_M/N is no
+    larger than the estimate (with round-off), and the estimate is below window_tol."""
     model = lmg(N, 3.0, h, Gamma, 1.0)
     full = steady_state(model, method="krylov")
     win = steady_state(model, method="window")
     assert win.method == "window" and win.window < N
     assert abs(win.IM_per_N - full.IM_per_N) < 1e-9
     np.testing.assert_allclose(win.m, full.m, atol=1e-9)
-    assert win.info["window_change_IM_per_N"] < 1e-10
-    assert win.relative_residual < 1e-10 and win.min_eigenvalue > -1e-9
+    est = win.info["window_error_estimate"]
+    assert est < 1e-9
+    assert abs(win.IM_per_N - full.IM_per_N) <= est + 1e-12
+    assert win.relative_residual < 1e-10
+    # positivity to the window's tolerance, with the dropped weight reported
+    assert win.min_eigenvalue > -win.info["negativity_tol"] * win.state.rho.real.max()
+    assert 0 <= win.info["negative_weight"] < 1e-9
+
+
+def test_tail_estimate_of_a_geometric_series():
+    """The window's error estimate on a sequence with a known limit: changes of a geometric
+    series with ratio 1/30 (as measured for the LMG window at N = 400) give the exact tail;
+    a slowly shrinking sequence falls back to the last change."""
+    from picorr.steady.window import tail_estimate
+
+    r, vals = 1 / 30, [1 - (1 / 30) ** k for k in range(1, 6)]
+    changes = list(np.abs(np.diff(vals)))
+    err, ratio = tail_estimate(changes)
+    assert ratio == pytest.approx(r)
+    assert err == pytest.approx(1 - vals[-1], rel=1e-9)
+    slow = [1.0, 0.9]
+    assert tail_estimate(slow) == (0.9, 0.9)
+    assert tail_estimate([1e-3])[0] == 1e-3
 
 
 @pytest.mark.parametrize("N", [5, 7])

@@ -84,20 +84,23 @@ def block_eigenvalues(state: BlockState) -> list[np.ndarray]:
     return out
 
 
-def total_entropy(state: BlockState, eigenvalues=None) -> float:
+def total_entropy(state: BlockState, eigenvalues=None,
+                  negativity_tol: float = NEGATIVITY_TOLERANCE) -> float:
     """``S(rho_T)`` by the block entropy formula, Eq. (27) (Eq. 32 for diagonal blocks).
 
     Raises :class:`NegativeEigenvalueError` when an eigenvalue is more negative than
-    round-off (``-NEGATIVITY_TOLERANCE`` times the largest); smaller negative round-off is
-    dropped.
+    ``-negativity_tol`` times the largest (default :data:`NEGATIVITY_TOLERANCE`, round-off);
+    smaller negative eigenvalues are dropped. A caller that passes a larger tolerance (the
+    coherence-window method, whose truncation error shows as negative eigenvalues of its
+    own size) reports the dropped weight (:attr:`Correlations.negative_weight`).
     """
     ev = block_eigenvalues(state) if eigenvalues is None else eigenvalues
     lam = np.concatenate(ev)
     scale = max(float(lam.max()), 1e-300)
-    if lam.min() < -NEGATIVITY_TOLERANCE * scale:
+    if lam.min() < -negativity_tol * scale:
         raise NegativeEigenvalueError(
-            f"a block eigenvalue is {lam.min():.3e} (largest {scale:.3e}): the state is not "
-            "positive beyond round-off"
+            f"a block eigenvalue is {lam.min():.3e} (largest {scale:.3e}, tolerance "
+            f"{negativity_tol:.0e} of it): the state is not positive"
         )
     lnd = ln_dim(state.N, state.layout.J)
     S = 0.0
@@ -119,6 +122,8 @@ class Correlations:
     S_T : float              -- S(rho_T), Eq. (27)
     I_M : float              -- N S(rho_1) - S(rho_T), Eq. (7)
     min_eigenvalue : float   -- most negative block eigenvalue (positivity evidence)
+    negative_weight : float  -- sum of |lambda| over the negative block eigenvalues (dropped
+                                from S_T; zero for a positive state)
     """
 
     N: int
@@ -127,17 +132,20 @@ class Correlations:
     S_T: float
     I_M: float
     min_eigenvalue: float
+    negative_weight: float = 0.0
 
     @property
     def IM_per_N(self) -> float:
         return self.I_M / self.N
 
 
-def correlations(state: BlockState) -> Correlations:
-    """Magnetisation, entropies and ``I_M`` of ``state`` (Eqs. 7, 27-29)."""
+def correlations(state: BlockState, negativity_tol: float = NEGATIVITY_TOLERANCE) -> Correlations:
+    """Magnetisation, entropies and ``I_M`` of ``state`` (Eqs. 7, 27-29); ``negativity_tol``
+    as in :func:`total_entropy`."""
     m = magnetization(state)
     ev = block_eigenvalues(state)
-    S_T = total_entropy(state, ev)
+    S_T = total_entropy(state, ev, negativity_tol)
     S_1 = float(binary_entropy(np.linalg.norm(m)))
-    lam_min = float(min(e.min() for e in ev if e.size))
-    return Correlations(state.N, m, S_1, S_T, state.N * S_1 - S_T, lam_min)
+    lam = np.concatenate(ev)
+    return Correlations(state.N, m, S_1, S_T, state.N * S_1 - S_T, float(lam.min()),
+                        float(-lam[lam < 0].sum()))

@@ -305,6 +305,24 @@ def _restore_malloc_thresholds() -> bool:
         return False
 
 
+def _release_free_memory() -> None:
+    """Hand the heap freed by a finished point back to the system (glibc ``malloc_trim``).
+
+    A long-lived worker's resident size otherwise grows from point to point (measured:
+    9.6 to 15.9 GB over ten N = 600 points), because SuperLU allocates on several threads
+    and glibc keeps the freed pages in per-thread arenas; the next, larger solve then
+    competes with memory that nothing uses."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import ctypes.util
+
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -333,6 +351,8 @@ def compute_point(point: Point, settings: SolverSettings) -> dict:
         return {**base, "error": f"{type(exc).__name__}: {msg}",
                 "meta": {**meta, "seconds": time.perf_counter() - t0}}
     seconds = time.perf_counter() - t0
+    del res
+    _release_free_memory()
     out["seconds"] = seconds
     out.update(base)
     out["meta"] = {**meta, "seconds": seconds, "finished": _utc_now()}

@@ -151,6 +151,7 @@ def finish(
     iterations: int = 0,
     info: dict | None = None,
     hermitian_rows: bool = False,
+    negativity_tol: float | None = None,
 ) -> SteadyState:
     """Normalise, gather the evidence, and refuse states that are not steady states.
 
@@ -158,6 +159,10 @@ def finish(
     Hermitian states the solvers return, row ``-q`` of ``L rho`` is the conjugate of row
     ``q``, so the full residual is ``sqrt(|r_0|^2 + 2 |r_{q>0}|^2)``; ``||L||_1`` is then
     taken over these rows only, which can only make the relative residual larger.
+
+    ``negativity_tol`` (default: round-off, :data:`~picorr.information.NEGATIVITY_TOLERANCE`)
+    is the most negative block eigenvalue accepted, relative to the largest; a method that
+    loosens it (a truncated state) gets it and the dropped weight recorded in ``info``.
     """
     import time
 
@@ -179,7 +184,13 @@ def finish(
             f" (method {method!r})"
         )
     herm = hermiticity_error(state)
-    corr = correlations(state)  # raises NegativeEigenvalueError beyond round-off
+    info = dict(info or {})
+    if negativity_tol is None:
+        corr = correlations(state)  # raises NegativeEigenvalueError beyond round-off
+    else:
+        corr = correlations(state, negativity_tol)
+        info.update(negativity_tol=negativity_tol)
+    info.update(negative_weight=corr.negative_weight)
     return SteadyState(
         model=model,
         state=state,
@@ -196,5 +207,5 @@ def finish(
         unknowns=state.layout.size,
         seconds=time.perf_counter() - t0,
         peak_rss_bytes=peak_rss_bytes(),
-        info=info or {},
+        info=info,
     )

@@ -15,6 +15,7 @@ not reach its tolerance raises :class:`NotConvergedError`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,15 @@ def _complex_block(A: sp.csr_matrix, xs: np.ndarray, ys: np.ndarray):
     return (axx + 1j * ayx).tocsc()
 
 
+def _fingerprint(A: sp.csc_matrix) -> tuple:
+    """Shape, type and a BLAKE2 digest of a (canonical) sparse matrix's structure and values."""
+    A.sort_indices()
+    h = hashlib.blake2b(digest_size=16)
+    for arr in (A.indptr, A.indices, A.data):
+        h.update(np.ascontiguousarray(arr).view(np.uint8))
+    return A.shape, A.dtype.str, h.hexdigest()
+
+
 class SectorPreconditioner:
     """``P^{-1}`` for ``P`` the block-diagonal part of ``A`` over the labels ``sector``
     (one block per coherence order), each block LU-factored once.
@@ -70,7 +80,8 @@ class SectorPreconditioner:
     ``cache`` (a dict, optional) keeps the factors by sector label for the next system:
     the diagonal block of sector q does not depend on the coherence window as long as the
     window contains q, so a window scan factors each sector once. A cached factor is
-    reused only when the block is the identical matrix.
+    reused only when the block is the identical matrix (same shape, type and a digest of
+    its structure and values; the block itself is not kept).
     """
 
     def __init__(self, A: sp.spmatrix, sector: np.ndarray, cache: dict | None = None,
@@ -98,9 +109,9 @@ class SectorPreconditioner:
 
         def build(job):
             key, xs, ys, block = job
+            digest = None if cache is None else _fingerprint(block)
             hit = None if cache is None else cache.get(key)
-            if hit is not None and hit[1].shape == block.shape and hit[1].dtype == block.dtype \
-                    and (hit[1] != block).nnz == 0:
+            if hit is not None and hit[1] == digest:
                 return key, xs, ys, hit[0]
             try:
                 lu = factorize(block)
@@ -110,7 +121,7 @@ class SectorPreconditioner:
                     "this model may have no unique steady state"
                 ) from None
             if cache is not None:
-                cache[key] = (lu, block)
+                cache[key] = (lu, digest)
             return key, xs, ys, lu
 
         jobs.sort(key=lambda j: -j[3].shape[0])  # largest first balances the threads

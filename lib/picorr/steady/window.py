@@ -2,9 +2,10 @@
 
 Coherences fall off quickly with ``|q|`` (for the LMG model only the field ``h J_x`` feeds
 ``q != 0``), so the steady state restricted to a window ``|q| <= Q`` converges rapidly in Q.
-The window is raised until ``I_M/N`` and ``<m>`` change by less than ``window_tol`` from one
-Q to the next; each solve is warm-started from the previous window's state. The returned
-state is the last (largest) window, with the change from the previous one as evidence.
+The window is raised until the error of ``I_M/N`` and ``<m>``, estimated from their changes
+from one Q to the next, is below ``window_tol``; each solve is warm-started from the previous
+window's state. The returned state is the last (largest) window, with the changes and the
+error estimate as evidence.
 Inner solves are those of :mod:`.krylov` (Hermitian real form, block-Jacobi GMRES).
 """
 
@@ -39,16 +40,43 @@ def embed(rho: np.ndarray, old: BlockLayout, new: BlockLayout) -> np.ndarray:
 
 
 def default_start_window(N: int) -> int:
-    """First window tried: measured converged windows grew slowly with N (16 at N = 100,
-    about 36 at N = 1000 for 1e-8), so start a little below that trend."""
-    return int(max(4, min(N, round(4 * np.sqrt(N) / 2))))
+    """First window tried without a coarse solution. The window that brings I_M/N within
+    1e-9 grew like the square root of N (measured for the LMG model at h = 0.5: 20 at
+    N = 200, 32 at N = 400); start below that trend and let the scan rise."""
+    return int(max(4, min(N, round(1.2 * np.sqrt(N)))))
+
+
+#: Most negative block eigenvalue accepted for a truncated state, relative to the largest.
+#: Truncating the coherences at |q| <= Q perturbs the state by about the size of the first
+#: sector left out, and the perturbation shows as negative eigenvalues of the same order as
+#: the change of I_M/N (measured at N = 400: smallest eigenvalue -1.8e-9 of the largest where
+#: I_M/N is off by 2.8e-10, -5.9e-8 where it is off by 9.4e-9). The scan stops on the error
+#: estimate of I_M/N and m; the eigenvalue it then accepts is recorded, with the dropped weight.
+WINDOW_NEGATIVITY_TOLERANCE = 1e-8
+
+#: A ratio of successive changes below this is taken as geometric convergence in Q.
+GEOMETRIC_RATIO = 0.5
+
+
+def tail_estimate(changes: list[float]) -> tuple[float, float]:
+    """``(error, ratio)``: the remaining error of the last window from the last changes of a
+    quantity between successive windows. When the last two changes shrink by a ratio
+    ``r = d_k / d_{k-1} <= 1/2`` the tail of the geometric series, ``d_k r / (1 - r)``, bounds
+    what further windows would add; otherwise (or with one change only) the last change
+    itself, the plain criterion. ``ratio`` is nan when it could not be formed."""
+    d = changes[-1]
+    if len(changes) < 2 or not np.isfinite(changes[-2]) or changes[-2] <= 0:
+        return d, float("nan")
+    r = d / changes[-2]
+    return (d * r / (1 - r) if r <= GEOMETRIC_RATIO else d), r
 
 
 def solve_window(
     model: QubitModel,
     *,
     tol: float = 1e-10,
-    window_tol: float = 1e-10,
+    window_tol: float = 1e-9,
+    negativity_tol: float = WINDOW_NEGATIVITY_TOLERANCE,
     start: int | None = None,
     step: int = 4,
     max_window: int | None = None,
@@ -63,16 +91,25 @@ def solve_window(
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
 
+    The window rises by ``step`` from ``start``. After each window the changes of ``I_M/N``
+    and of ``m`` from the previous window give an estimate of the error left in the last
+    one (:func:`tail_estimate`: the tail of a geometric series once two successive changes
+    shrink by 1/2 or more, else the last change); the scan stops when both are below
+    ``window_tol`` and the state's most negative block eigenvalue is above
+    ``-negativity_tol`` times its largest (a window too small to keep the state positive
+    counts as not converged). The evidence is in ``info``: ``window_change_IM_per_N``,
+    ``window_change_m``, ``window_error_estimate``, ``window_ratio`` and the whole scan.
+
     ``mask`` (default: from N = :data:`MASK_MIN_N` on) first solves the model at N // 2 (by
     this same method), predicts from it the (J, M) rows where the state is negligible
-    (:mod:`.support`; relative population below ``mask_eps``) and leaves them out; the first
-    window is then the coarse one's scaled
-    by sqrt(2). The final residual is taken on the mask widened by the Liouvillian's reach,
-    so flux into the rows left out fails the tolerance instead of passing unseen.
+    (:mod:`.support`; relative population below ``mask_eps``) and leaves them out; the scan
+    then starts two steps below the coarse window scaled by sqrt(2). The final residual is
+    taken on the mask widened by the Liouvillian's reach, so flux into the rows left out
+    fails the tolerance instead of passing unseen.
 
     Raises :class:`NotConvergedError` when ``max_window`` (default N) is reached before the
-    change falls below ``window_tol``. ``progress`` is an optional callable receiving one
-    line of text per window. Before each window the peak memory is estimated
+    error estimate falls below ``window_tol``. ``progress`` is an optional callable receiving
+    one line of text per window. Before each window the peak memory is estimated
     (:mod:`.memory`); a window predicted to need more than ``max_memory`` bytes (default:
     the memory available) raises :class:`.InsufficientMemoryError` instead of starting.
     """
@@ -82,8 +119,9 @@ def solve_window(
     if (N >= MASK_MIN_N) if mask is None else mask:
         try:
             coarse = solve_window(model.replace(N=N // 2), tol=tol, window_tol=window_tol,
-                                  step=step, gmres_tol=gmres_tol, restart=restart,
-                                  maxiter=maxiter, progress=progress, threads=threads,
+                                  negativity_tol=negativity_tol, step=step,
+                                  gmres_tol=gmres_tol, restart=restart, maxiter=maxiter,
+                                  progress=progress, threads=threads,
                                   max_memory=max_memory, mask_eps=mask_eps)
         except InsufficientMemoryError as exc:
             raise InsufficientMemoryError(
@@ -91,14 +129,15 @@ def solve_window(
             ) from None
         rows = predict_rows(N, coarse.state, eps=mask_eps)
         if start is None:
-            start = 2 * int(np.ceil(np.sqrt(2) * max(coarse.window - step, 2) / 2))
+            start = max(4, int(round(np.sqrt(2) * coarse.window)) - 2 * step)
         if progress is not None:
             progress(f"N = {N}: support mask from N = {N // 2} keeps "
                      f"{support_fraction(N, rows):.0%} of the (J, M) rows")
     Q = default_start_window(N) if start is None else int(start)
     max_window = N if max_window is None else int(max_window)
-    prev = None  # (layout, rho, IM_per_N, m)
+    prev = None  # (layout, rho, IM_per_N, m) of the last window
     tried, iterations = [], 0
+    d_IM, d_m = [], []  # changes between successive positive windows
     cache: dict = {}  # sector factors, reused from one window to the next
     while True:
         Q = min(Q, max_window)
@@ -111,24 +150,35 @@ def solve_window(
                                            threads=threads)
         iterations += its
         try:
-            c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()))
+            c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()),
+                             negativity_tol)
             IM, m = c.IM_per_N, c.m
-        except NegativeEigenvalueError:  # too small a window can break positivity: go on
+        except NegativeEigenvalueError:  # too small a window breaks positivity: go on
             IM, m = np.nan, np.full(3, np.nan)
-        dIM = np.inf if prev is None or np.isnan(IM) else abs(IM - prev[2])
-        dm = np.inf if prev is None or np.isnan(IM) else float(np.max(np.abs(m - prev[3])))
+        positive = not np.isnan(IM)
+        if positive and prev is not None and not np.isnan(prev[2]):
+            d_IM.append(abs(IM - prev[2]))
+            d_m.append(float(np.max(np.abs(m - prev[3]))))
+        else:
+            d_IM, d_m = [], []  # a change is only taken between two positive windows
+        err_IM, r_IM = tail_estimate(d_IM) if d_IM else (np.inf, np.nan)
+        err_m, r_m = tail_estimate(d_m) if d_m else (np.inf, np.nan)
+        err = max(err_IM, err_m)
         tried.append({"window": Q, "iterations": its, "IM_per_N": IM,
-                      "change_IM_per_N": dIM, "change_m": dm})
+                      "change_IM_per_N": d_IM[-1] if d_IM else np.inf,
+                      "change_m": d_m[-1] if d_m else np.inf, "error_estimate": err})
         if progress is not None:
-            progress(f"window {Q}: {its} iterations, I_M/N = {IM:.12f}, change {dIM:.1e}")
-        if max(dIM, dm) < window_tol:
+            progress(f"window {Q}: {its} iterations, I_M/N = {IM:.12f}, "
+                     f"change {tried[-1]['change_IM_per_N']:.1e}, error estimate {err:.1e}")
+        if err < window_tol:
             break
         if Q >= max_window:
-            if prev is not None and Q == max_window and layout.size == BlockLayout(N).size:
+            if prev is not None and Q == max_window and layout.size == BlockLayout(N).size \
+                    and positive:
                 break  # the window covers every element: nothing is truncated
             raise NotConvergedError(
-                f"the coherence window did not converge: at Q = {Q} the change of I_M/N is "
-                f"{dIM:.1e} and of m {dm:.1e} (> window_tol={window_tol:.0e}); raise max_window"
+                f"the coherence window did not converge: at Q = {Q} the estimated error of "
+                f"I_M/N and m is {err:.1e} (> window_tol={window_tol:.0e}); raise max_window"
             )
         prev = (layout, rho, IM, m)
         Q += step
@@ -145,8 +195,13 @@ def solve_window(
         info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
                     leak_residual=float(np.sqrt(np.sum((w * np.abs(r) ** 2)[outside]))),
                     coarse_seconds=coarse.seconds, coarse_window=coarse.window)
-    info.update(memory_estimate_GB=estimate["total"] / 1e9, window_change_IM_per_N=dIM, window_change_m=dm, windows_tried=len(tried))
+    info.update(memory_estimate_GB=estimate["total"] / 1e9,
+                window_change_IM_per_N=tried[-1]["change_IM_per_N"],
+                window_change_m=tried[-1]["change_m"], window_error_estimate=err,
+                window_ratio=r_IM,
+                windows_tried=len(tried))
     res = finish(model, state, L, method="window", window=Q, t0=t0, tol=tol,
-                 iterations=iterations, info=info, hermitian_rows=True)
+                 iterations=iterations, info=info, hermitian_rows=True,
+                 negativity_tol=negativity_tol)
     object.__setattr__(res, "info", {**res.info, "scan": tried})
     return res
