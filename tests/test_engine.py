@@ -408,6 +408,36 @@ def test_residual_from_half_the_rows_equals_the_full_residual(window):
     assert res.residual == pytest.approx(r_full, rel=1e-10)
 
 
+@pytest.mark.parametrize("case,window,chunk", [("lmg", None, 1 << 18), ("lmg", 5, 37),
+                                                ("general", None, 53), ("general", 3, 1 << 18)])
+def test_hermitian_fold_is_the_real_form_of_L(case, window, chunk, monkeypatch):
+    """The folded real matrix B, built by index arithmetic in row chunks, against its
+    definition: for random real unknowns u, B u = (Re (L rho)_e for q_e >= 0, Im (L rho)_e
+    for q_e > 0) with rho = T u the Hermitian state they describe (built here from the
+    layout directly) and L the whole complex Liouvillian, all rows."""
+    import picorr.steady.hermitian as hm
+
+    monkeypatch.setattr(hm, "FOLD_CHUNK", chunk)  # several chunks, boundaries anywhere
+    model = lmg(9, 3.0, 0.5, 1.68, 1.0) if case == "lmg" else general_case(7)[0]
+    lay = BlockLayout(model.N, window)
+    fold = hm.HermitianFold.build(liouvillian(model, lay, hermitian_rows=True), lay)
+    L = liouvillian(model, lay).toarray()
+    jidx, i, k = lay.elements
+    q = k - i
+    pos, off = np.flatnonzero(q >= 0), np.flatnonzero(q > 0)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        u = rng.normal(size=pos.size + off.size)
+        rho = np.zeros(lay.size, complex)
+        rho[pos] = u[:pos.size]
+        rho[off] += 1j * u[pos.size:]
+        t = lay.index(jidx, k, i)  # transposes: rho_{M', M} = conj rho_{M, M'}
+        rho[q < 0] = np.conj(rho[t[q < 0]])
+        r = L @ rho
+        want = np.concatenate([r[pos].real, r[off].imag])
+        np.testing.assert_allclose(fold.B @ u, want, atol=1e-12 * np.abs(L).max())
+
+
 # --------------------------------------------------------------------------------------
 # Support mask and memory estimate of the large-N method
 # --------------------------------------------------------------------------------------

@@ -107,11 +107,16 @@ class _Triplets:
         self.cols.append(src[ok].astype(itype))
         self.vals.append(np.asarray(val, dtype=complex)[ok])
 
-    def matrix(self, n: int) -> sp.csr_matrix:
+    def columns(self, n: int, first: int, count: int) -> sp.csc_matrix:
+        """The transitions gathered so far as the ``count`` columns from ``first`` on of an
+        ``n``-row matrix (duplicates summed); the triplets are then dropped."""
         rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
-        cols = np.concatenate(self.cols) if self.cols else np.zeros(0, np.int64)
+        cols = np.concatenate(self.cols) - first if self.cols else np.zeros(0, np.int64)
         vals = np.concatenate(self.vals) if self.vals else np.zeros(0, complex)
-        return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+        self.rows, self.cols, self.vals = [], [], []
+        out = sp.csc_matrix((vals, (rows, cols)), shape=(n, count))
+        out.sum_duplicates()
+        return out
 
 
 def _generator(model: QubitModel) -> CollectivePolynomial:
@@ -124,26 +129,17 @@ def _generator(model: QubitModel) -> CollectivePolynomial:
     return G
 
 
-def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
-                hermitian_rows: bool = False) -> sp.csr_matrix:
-    """Sparse Liouvillian on the stored elements of ``layout`` (default: all of them).
+#: Source elements assembled at once: bounds the triplets alive during assembly (tens of MB
+#: for the LMG model) whatever the size of the layout.
+ASSEMBLY_CHUNK = 1 << 17
 
-    Returns the complex CSR matrix ``L`` with ``d rho/dt = L rho`` for ``rho`` stored as in
-    :class:`~picorr.dicke.BlockLayout`. With a coherence window, transitions to unstored
-    elements are dropped (the truncated Liouvillian ``L_Q``). ``hermitian_rows=True`` keeps
-    only the rows with ``q = M - M' >= 0`` (the others are empty): for a Hermitian ``rho``
-    they determine the rest, and they are all the Hermitian fold needs.
-    """
-    if layout is None:
-        layout = BlockLayout(model.N)
-    if layout.N != model.N:
-        raise ValueError(f"layout is for N = {layout.N} but the model has N = {model.N}")
+
+def _transitions(model: QubitModel, layout: BlockLayout, src: np.ndarray, t: _Triplets,
+                 G: CollectivePolynomial) -> None:
+    """Every term of the Liouvillian acting on the stored elements ``src``, into ``t``."""
     N = model.N
-    src = np.arange(layout.size)
-    J, M, Mp = layout.JMM
-    t = _Triplets([], [], [], hermitian_rows)
+    J, M, Mp = (a[src] for a in layout.JMM)
     # -- collective: G rho + rho G^+ + sum (Gamma/N) L rho L^+ --------------------------
-    G = _generator(model)
     for d, f in G.bands(J, M).items():  # (G rho)_{M + d, M'} <- f_d(M) rho_{M, M'}
         t.add(layout, src, 0, -d, 0, f)
     for d, f in G.bands(J, Mp).items():  # (rho G^+)_{M, M' + d} <- conj f_d(M') rho_{M, M'}
@@ -157,7 +153,7 @@ def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
             for dp, fp in blp.items():
                 t.add(layout, src, 0, -d, -dp, (jump.Gamma / N) * f * np.conj(fp))
     # -- local: gain to J - 1, J, J + 1 and diagonal loss --------------------------------
-    loss = np.zeros(layout.size)
+    loss = np.zeros(src.size)
     for name, rate in model.local_rates.items():
         if rate == 0:
             continue
@@ -167,7 +163,37 @@ def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
             t.add(layout, src, dJ, -s, -s, coef)
         loss -= 0.5 * rate * (n(N, M) + n(N, Mp))
     t.add(layout, src, 0, 0, 0, loss)
-    return t.matrix(layout.size)
+
+
+def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
+                hermitian_rows: bool = False) -> sp.csr_matrix:
+    """Sparse Liouvillian on the stored elements of ``layout`` (default: all of them).
+
+    Returns the complex CSR matrix ``L`` with ``d rho/dt = L rho`` for ``rho`` stored as in
+    :class:`~picorr.dicke.BlockLayout`. With a coherence window, transitions to unstored
+    elements are dropped (the truncated Liouvillian ``L_Q``). ``hermitian_rows=True`` keeps
+    only the rows with ``q = M - M' >= 0`` (the others are empty): for a Hermitian ``rho``
+    they determine the rest, and they are all the Hermitian fold needs.
+
+    The columns are assembled :data:`ASSEMBLY_CHUNK` source elements at a time, so the
+    memory beyond the result stays bounded at large N.
+    """
+    if layout is None:
+        layout = BlockLayout(model.N)
+    if layout.N != model.N:
+        raise ValueError(f"layout is for N = {layout.N} but the model has N = {model.N}")
+    n = layout.size
+    G = _generator(model)
+    parts = []
+    for first in range(0, max(n, 1), ASSEMBLY_CHUNK):
+        src = np.arange(first, min(n, first + ASSEMBLY_CHUNK))
+        t = _Triplets([], [], [], hermitian_rows)
+        _transitions(model, layout, src, t, G)
+        parts.append(t.columns(n, first, src.size))
+        del t
+    L = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csc")
+    del parts
+    return L.tocsr()
 
 
 def preserves_coherence_order(model: QubitModel) -> bool:

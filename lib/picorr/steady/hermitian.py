@@ -43,25 +43,7 @@ class HermitianFold:
         partner = layout.index(jidx[off], k[off], i[off])
         if np.any(partner < 0):
             raise ValueError("the layout's window must be symmetric in q")
-        n, npos, noff = layout.size, pos.size, off.size
-        # T_x: x_p -> rho[p] (+ rho[partner] for q > 0);  T_y: y_o -> i rho[o] - i rho[partner]
-        off_in_pos = np.searchsorted(pos, off)
-        Tx = sp.csr_matrix(
-            (np.ones(npos + noff), (np.concatenate([pos, partner]),
-                                    np.concatenate([np.arange(npos), off_in_pos]))),
-            shape=(n, npos),
-        )
-        Ty = sp.csr_matrix(
-            (np.concatenate([np.full(noff, 1j), np.full(noff, -1j)]),
-             (np.concatenate([off, partner]), np.concatenate([np.arange(noff)] * 2))),
-            shape=(n, noff),
-        )
-        L = sp.csr_matrix(L)
-        LTx, LTy = L @ Tx, L @ Ty
-        top = sp.hstack([LTx[pos].real, LTy[pos].real])
-        bottom = sp.hstack([LTx[off].imag, LTy[off].imag])
-        B = sp.vstack([top, bottom]).tocsr()
-        B.eliminate_zeros()
+        B = _fold(sp.csr_matrix(L), layout, pos, off, partner)
         q = np.concatenate([q_all[pos], q_all[off]])
         return cls(layout, pos, off, partner, B, q)
 
@@ -116,3 +98,65 @@ class HermitianFold:
         b = np.zeros(size)
         b[row] = 1.0
         return A, b
+
+
+#: Rows of ``L`` folded at once (bounds the temporaries whatever the size).
+FOLD_CHUNK = 1 << 16
+
+
+def _fold(L: sp.csr_matrix, layout: BlockLayout, pos, off, partner) -> sp.csr_matrix:
+    """``B``: the real form of ``L`` restricted to its rows with q >= 0, by index arithmetic.
+
+    Each element ``s`` is ``rho_s = x + i sigma y`` in the real unknowns of the element it
+    is stored as: itself for q >= 0 (``sigma = +1``; no ``y`` for q = 0), its transpose for
+    q < 0 (``sigma = -1``). An entry ``v`` of ``L`` at (e, s) then gives
+    ``Re v`` at (Re e, x) and ``-sigma Im v`` at (Re e, y), and for q_e > 0 ``Im v`` at
+    (Im e, x) and ``sigma Re v`` at (Im e, y); duplicates are summed. Done in row chunks,
+    so the temporaries stay small beside ``B``.
+    """
+    n, npos, noff = layout.size, pos.size, off.size
+    xid = np.full(n, -1, dtype=np.int64)
+    xid[pos] = np.arange(npos)
+    yid = np.full(n, -1, dtype=np.int64)
+    yid[off] = npos + np.arange(noff)
+    # the stored element behind every s, and the sign of its imaginary part
+    xcol, ycol, sigma = xid.copy(), yid.copy(), np.ones(n)
+    xcol[partner], ycol[partner], sigma[partner] = xid[off], yid[off], -1.0
+    del xid
+    top, bottom = [], []
+    size = npos + noff
+    for r0 in range(0, n, FOLD_CHUNK):
+        r1 = min(n, r0 + FOLD_CHUNK)
+        C = L[r0:r1].tocoo()
+        e, s, v = C.row + r0, C.col, C.data
+        del C
+        # rows of L with q < 0 are empty (hermitian_rows) or ignored: keep q_e >= 0 only
+        is_pos = np.zeros(r1 - r0, bool)
+        lo, hi = np.searchsorted(pos, [r0, r1])
+        is_pos[pos[lo:hi] - r0] = True
+        keep = is_pos[e - r0]
+        e, s, v = e[keep], s[keep], v[keep]
+        xs, ys, sg = xcol[s], ycol[s], sigma[s]
+        hy = ys >= 0
+        # top rows: Re e, numbered by the rank of e among pos
+        re_row = np.searchsorted(pos, e) - lo
+        rows = np.concatenate([re_row, re_row[hy]])
+        cols = np.concatenate([xs, ys[hy]])
+        vals = np.concatenate([v.real, -(sg * v.imag)[hy]])
+        top.append(sp.csr_matrix((vals, (rows, cols)), shape=(hi - lo, size)))
+        # bottom rows: Im e for q_e > 0
+        o_lo, o_hi = np.searchsorted(off, [r0, r1])
+        ye = yid[e]
+        he = ye >= 0
+        im_row = ye[he] - npos - o_lo
+        hyy = hy[he]
+        rows = np.concatenate([im_row, im_row[hyy]])
+        cols = np.concatenate([xs[he], ys[he][hyy]])
+        vals = np.concatenate([v.imag[he], (sg * v.real)[he][hyy]])
+        bottom.append(sp.csr_matrix((vals, (rows, cols)), shape=(o_hi - o_lo, size)))
+        del e, s, v, xs, ys, sg, rows, cols, vals
+    B = sp.vstack(top + bottom, format="csr")
+    del top, bottom
+    B.sum_duplicates()
+    B.eliminate_zeros()
+    return B
