@@ -530,6 +530,27 @@ def test_insufficient_memory_is_refused_before_solving():
         steady_state(lmg(400, 3.0, 0.5, 1.68, 1.0), method="window", max_memory=1e7)
 
 
+@pytest.mark.parametrize("N,Gamma", [(300, 0.3), (300, 1.0), (1000, 1.6), (300, 3.9)])
+def test_masked_rate_equations_equal_the_whole_lattice(N, Gamma):
+    """The rate equations on the support predicted from N // 2 (the default from N = 1000
+    on, forced here at N = 300) against the LU of the whole (J, M) lattice: the same
+    populations to 1e-13 of the largest, the same I_M/N to 1e-12, and the flux into the
+    rows left out is counted in the residual."""
+    from picorr.steady.support import embed
+
+    model = lmg(N, 3.0, 0.0, Gamma, 1.0)
+    whole = steady_state(model, method="rates", mask=False)
+    masked = steady_state(model, method="rates", mask=True)
+    assert masked.info["support_from_N"] == N // 2
+    assert masked.info["support_fraction"] < 1
+    assert masked.unknowns < whole.unknowns
+    assert masked.info["leak_residual"] < 1e-14 and masked.relative_residual < 1e-12
+    rho = embed(masked.state.rho, masked.state.layout, whole.state.layout)
+    p = whole.state.rho.real
+    np.testing.assert_allclose(rho.real, p, atol=1e-13 * p.max())
+    assert abs(masked.IM_per_N - whole.IM_per_N) < 1e-12
+
+
 def test_rates_with_a_sparse_pin_equal_the_trace_bordered_solve(monkeypatch):
     """The rate equations pin one population (sparse row) instead of the dense trace row;
     both formulations must give the same state, and a pin whose population is below
@@ -545,7 +566,7 @@ def test_rates_with_a_sparse_pin_equal_the_trace_bordered_solve(monkeypatch):
     A, b = direct.bordered_system(liouvillian(model, lay).real, lay)
     ref = sla.spsolve(A.tocsc(), b)
     np.testing.assert_allclose(res.state.rho.real, ref, atol=1e-13)
-    monkeypatch.setattr(direct, "_predicted_peak", lambda m, layout: layout.trace_row)
+    monkeypatch.setattr(direct, "_predicted_peak", lambda m, layout, coarse=None: layout.trace_row)
     monkeypatch.setattr(direct, "PIN_RATIO", 0.5)
     again = steady_state(model)
     assert again.info["repinned"] is True

@@ -22,6 +22,7 @@ from ..liouvillian import liouvillian
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NoUniqueSteadyStateError, SteadyState, finish
+from .support import MASK_EPS, predict_rows, support_fraction, widened
 
 #: A bordered system whose estimated condition number exceeds this is called singular.
 SINGULAR_CONDITION = 1e13
@@ -87,23 +88,32 @@ def _condition_1norm(A: sp.csc_matrix, lu) -> float:
     return normA * float(sla.onenormest(inv))
 
 
-def _predicted_peak(model: QubitModel, layout: BlockLayout) -> int:
-    """Diagonal element to pin: the largest population of the same model at N // 4 (solved
-    the same way), mapped to this N by ``(2J/N, 2M/N)``; the top element for small N."""
+def _predicted_peak(model: QubitModel, layout: BlockLayout, coarse=None) -> int:
+    """Diagonal element to pin: the largest population of the same model at a smaller N
+    (``coarse``, a SteadyState; default: solved at N // 4 the same way), mapped to this N by
+    ``(2J/N, 2M/N)``; the top element for small N or when the mapped element is not stored."""
     N = model.N
-    if N < 64:
-        return layout.trace_row
-    small = solve_direct(model.replace(N=N // 4), window=0, method_name="rates")
-    lay = small.state.layout
+    if coarse is None:
+        if N < 64:
+            return layout.trace_row
+        coarse = solve_direct(model.replace(N=N // 4), window=0, method_name="rates")
+    lay = coarse.state.layout
+    Nc = lay.N
     d = lay.diagonal
     J, M, _ = lay.JMM
-    k = d[int(np.argmax(small.state.rho[d].real))]
-    j, m = J[k] / (N // 4), M[k] / (N // 4)  # in units of N/... : 2J/N_small / 2
+    k = d[int(np.argmax(coarse.state.rho[d].real))]
+    j, m = J[k] / Nc, M[k] / Nc
     Js = layout.J
     b = int(np.argmin(np.abs(Js - j * N)))
     Mf = np.clip(np.round(m * N - (Js[b] % 1)) + (Js[b] % 1), -Js[b], Js[b])
     idx = int(layout.index(b, int(round(Js[b] - Mf)), int(round(Js[b] - Mf))))
     return idx if idx >= 0 else layout.trace_row
+
+
+#: From this N on, the rate equations leave out the (J, M) where the populations are
+#: negligible, predicted from the solution at N // 2 (:mod:`.support`): at N = 4000 the
+#: LU of the whole lattice took 4 min and 9.5 GB.
+RATES_MASK_MIN_N = 1000
 
 
 def solve_direct(
@@ -112,17 +122,32 @@ def solve_direct(
     window: int | None = None,
     tol: float = 1e-10,
     method_name: str = "direct",
+    mask: bool | None = None,
 ) -> SteadyState:
-    """Steady state by sparse LU (SuperLU) on the layout with ``window``."""
+    """Steady state by sparse LU (SuperLU) on the layout with ``window``.
+
+    For the rate equations (``window=0``) from N = :data:`RATES_MASK_MIN_N` on (or when
+    ``mask`` is True) the model is first solved at N // 2, the (J, M) where the populations
+    fall below :data:`.support.MASK_EPS` of the largest are predicted from it and left out,
+    and the returned state's residual is taken on the mask widened by the Liouvillian's
+    reach (flux into the rows left out counts; ``info['leak_residual']``)."""
     t0 = time.perf_counter()
-    layout = BlockLayout(model.N, window)
+    N = model.N
+    coarse = rows = None
+    if window == 0 and (N >= RATES_MASK_MIN_N if mask is None else mask):
+        coarse = solve_direct(model.replace(N=N // 2), window=0, tol=tol,
+                              method_name=method_name)
+        rows = predict_rows(N, coarse.state, eps=MASK_EPS)
+    elif mask:
+        raise ValueError("a support mask is available for the rate equations (window 0) only")
+    layout = BlockLayout(N, window, rows=rows)
     L = liouvillian(model, layout)
     if window == 0:  # diagonal sector of a U(1) model: the rate equations are real
         if L.nnz and abs(L.data.imag).max() > 1e-12 * abs(L.data).max():
             raise ValueError("the q = 0 sector of this model's Liouvillian is not real")
         L = L.real
     pins = []
-    first_pin = _predicted_peak(model, layout) if window == 0 else None
+    first_pin = _predicted_peak(model, layout, coarse) if window == 0 else None
     while True:
         if window == 0:  # a sparse pin instead of the dense trace row (see pinned_system)
             row = first_pin if not pins else pins[-1]
@@ -149,7 +174,14 @@ def solve_direct(
             f"(condition estimate {cond:.1e} of the trace-bordered system); a model needs "
             "dissipation that connects all blocks, e.g. a local rate > 0"
         )
+    info = {"lu_nnz": int(lu.nnz), "pinned_row": int(row) if window == 0 else None,
+            "repinned": bool(pins)}
+    del A, lu
     state = BlockState(layout, rho.astype(complex))
+    if rows is not None:  # the residual on the mask widened by the Liouvillian's reach
+        state, L, leak = widened(model, layout, state.rho)
+        info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
+                    leak_residual=leak, coarse_seconds=coarse.seconds, pinned_row=None)
     return finish(
         model,
         state,
@@ -159,6 +191,5 @@ def solve_direct(
         t0=t0,
         tol=tol,
         condition_estimate=cond,
-        info={"lu_nnz": int(lu.nnz), "pinned_row": int(row) if window == 0 else None,
-              "repinned": bool(pins)},
+        info=info,
     )

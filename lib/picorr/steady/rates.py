@@ -15,8 +15,10 @@ from ._result import SteadyState
 from .direct import solve_direct
 
 
-def solve_rates(model: QubitModel, *, tol: float = 1e-10) -> SteadyState:
-    """Steady state from the rate equations; the model must have the U(1) symmetry."""
+def solve_rates(model: QubitModel, *, tol: float = 1e-10, mask: bool | None = None) -> SteadyState:
+    """Steady state from the rate equations; the model must have the U(1) symmetry.
+    ``mask``: leave out negligible populations predicted from N // 2 (default: from
+    N = :data:`.direct.RATES_MASK_MIN_N` on; see :func:`.direct.solve_direct`)."""
     if not model.has_u1_symmetry:
         raise ValueError("method 'rates' needs a model with U(1) symmetry")
-    return solve_direct(model, window=0, tol=tol, method_name="rates")
+    return solve_direct(model, window=0, tol=tol, method_name="rates", mask=mask)

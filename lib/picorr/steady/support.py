@@ -18,6 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..dicke import BlockLayout, block_sizes, j_values
+from ..liouvillian import liouvillian
+from ..states import BlockState
+from ._result import hermitian_row_weights
 
 #: Relative population below which (J, M) rows are left out.
 MASK_EPS = 1e-16
@@ -100,3 +103,30 @@ def support_fraction(N: int, rows) -> float:
 
 def masked_layout(N: int, window: int, rows) -> BlockLayout:
     return BlockLayout(N, window, rows=rows)
+
+
+def embed(rho: np.ndarray, old: BlockLayout, new: BlockLayout) -> np.ndarray:
+    """Carry the elements of ``rho`` (over ``old``) into the layout ``new`` (zeros elsewhere)."""
+    out = np.zeros(new.size, dtype=rho.dtype)
+    idx = new.index(*old.elements)
+    ok = idx >= 0
+    out[idx[ok]] = rho[ok]
+    return out
+
+
+def widened(model, layout: BlockLayout, rho: np.ndarray, *, hermitian_rows: bool = False):
+    """``(state, L, leak)``: the solution ``rho`` of a masked layout carried onto the mask
+    widened by the Liouvillian's reach (:func:`dilate`), the Liouvillian there, and the
+    residual ``||(L rho)_e||`` over the elements ``e`` the mask left out (the flux into them;
+    weighted as in :func:`.hermitian_row_weights` when only q >= 0 rows are kept). The
+    residual of the returned state on ``L`` then counts that flux."""
+    N = model.N
+    wide = BlockLayout(N, layout.window, rows=dilate(N, layout.rows, 2))
+    state = BlockState(wide, embed(rho, layout, wide))
+    L = liouvillian(model, wide, hermitian_rows=hermitian_rows)
+    outside = np.ones(wide.size, bool)
+    outside[wide.index(*layout.elements)] = False
+    r2 = np.abs(L @ (state.rho / state.trace)) ** 2
+    if hermitian_rows:
+        r2 *= hermitian_row_weights(wide)
+    return state, L, float(np.sqrt(np.sum(r2[outside])))

@@ -19,24 +19,14 @@ from ..dicke import BlockLayout
 from ..information import NegativeEigenvalueError, correlations
 from ..models import QubitModel
 from ..states import BlockState
-from ._result import NotConvergedError, SteadyState, finish, hermitian_row_weights
+from ._result import NotConvergedError, SteadyState, finish
 from .krylov import fold_and_solve
 from .memory import InsufficientMemoryError, check_memory
-from .support import MASK_EPS, dilate, predict_rows, support_fraction
-from ..liouvillian import liouvillian
+from .support import MASK_EPS, embed, predict_rows, support_fraction, widened
 
 #: From this N on, the window method leaves out the (J, M) rows where the state is
 #: negligible, predicted from the solution at N // 2 (:mod:`.support`).
 MASK_MIN_N = 300
-
-
-def embed(rho: np.ndarray, old: BlockLayout, new: BlockLayout) -> np.ndarray:
-    """Carry the elements of ``rho`` (over ``old``) into the layout ``new`` (zeros elsewhere)."""
-    out = np.zeros(new.size, dtype=rho.dtype)
-    idx = new.index(*old.elements)
-    ok = idx >= 0
-    out[idx[ok]] = rho[ok]
-    return out
 
 
 def default_start_window(N: int) -> int:
@@ -185,16 +175,10 @@ def solve_window(
     state = BlockState(layout, rho)
     if rows is not None:  # the residual on the mask widened by the Liouvillian's reach
         L = None
-        wide = BlockLayout(N, Q, rows=dilate(N, rows, 2))
-        state = BlockState(wide, embed(rho, layout, wide))
-        L = liouvillian(model, wide, hermitian_rows=True)
-        outside = np.ones(wide.size, bool)
-        outside[wide.index(*layout.elements)] = False
-        r = L @ (state.rho / state.trace)
-        w = hermitian_row_weights(wide)
+        state, L, leak = widened(model, layout, rho, hermitian_rows=True)
         info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
-                    leak_residual=float(np.sqrt(np.sum((w * np.abs(r) ** 2)[outside]))),
-                    coarse_seconds=coarse.seconds, coarse_window=coarse.window)
+                    leak_residual=leak, coarse_seconds=coarse.seconds,
+                    coarse_window=coarse.window)
     info.update(memory_estimate_GB=estimate["total"] / 1e9,
                 window_change_IM_per_N=tried[-1]["change_IM_per_N"],
                 window_change_m=tried[-1]["change_m"], window_error_estimate=err,
