@@ -59,6 +59,19 @@ def test_fig1_data_without_directory_computes_a_smaller_version(tmp_path):
     assert d.curves[1].IM_per_N[1] == pytest.approx(steady_state(lmg(20, 3, 0, 2.0, 1)).IM_per_N, abs=1e-12)
 
 
+def test_fig1_data_command_with_finer_ranges_is_what_the_sweep_parses(tmp_path):
+    """A base grid plus finer ranges is quoted as one comma-separated --Gamma list, and the
+    sweep's own parser turns it back into exactly the intended values."""
+    from picorr.sweep import parse_values
+
+    d = figures.fig1_data("fig_missing", coupling=3.0, h=0.0, sizes=[50],
+                          grid=((0.2, 1.0, 0.2), (0.5, 0.7, 0.1)), live_sizes=[6],
+                          live_Gammas=[0.5], root=tmp_path)
+    spec = d.command.split("--Gamma ")[1].split()[0]
+    assert spec == "0.2:1:0.2,0.5:0.7:0.1"
+    assert parse_values(spec) == (0.2, 0.4, 0.6, 0.8, 1.0, 0.5, 0.7)
+
+
 def test_fig1_data_reads_a_sweep_directory(tmp_path, monkeypatch):
     (tmp_path / "data" / "fig").mkdir(parents=True)
     seen = []

@@ -238,11 +238,14 @@ def fig1_data(name: str, *, coupling: float, h: float, gamma: float = 1.0, sizes
     line's loader; imported only then). Otherwise the curves are computed now at
     ``live_sizes`` on ``live_Gammas`` (a smaller version), and ``source == 'live'``.
     ``sizes`` and ``grid = (start, stop, step)`` describe the full sweep, for the
-    regenerating command.
+    regenerating command; ``grid`` may also be a tuple of such ranges (a base grid and finer
+    ones where the curves turn), joined as the command line's comma-separated list.
     """
     params = {"coupling": float(coupling), "h": float(h), "gamma": float(gamma)}
     path = data_dir(name, root)
-    command = sweep_command(sizes, coupling, h, grid_spec(*grid), gamma, f"data/{name}")
+    ranges = grid if isinstance(grid[0], (tuple, list)) else (grid,)
+    command = sweep_command(sizes, coupling, h, ",".join(grid_spec(*g) for g in ranges), gamma,
+                            f"data/{name}")
     t0 = time.perf_counter()
     if path.is_dir():
         from .sweep import load_sweep  # the command line's format; exists once sweeps run
