@@ -421,7 +421,7 @@ def data_note(d: FigureData) -> str:
             f"The sweep directory `data/{d.path.name}` is not in this checkout, so the finite-N "
             f"points below were computed while this page was built, at the smaller sizes "
             f"N = {', '.join(map(str, d.sizes))} on a coarser grid of Γ "
-            f"({d.seconds:.0f} s). The full data (the paper's sizes) are produced by\n\n"
+            f"({d.seconds:.0f} s). The full data are produced by\n\n"
             f"```bash\n{d.command}\n```\n\nand this page then loads them.\n:::"
         )
     return (f":::{{note}}\nThe finite-N points below are loaded from `data/{d.path.name}`, "
