@@ -80,7 +80,7 @@ def test_fig1_data_reads_a_sweep_directory(tmp_path, monkeypatch):
         seen.append(path)
         return {"N": np.array([40, 20, 20, 40, 20]), "h": np.array([0.5, 0.5, 0.5, 0.5, 0.0]),
                 "Gamma": np.array([2.0, 2.0, 1.0, 1.0, 1.0]), "IM_per_N": np.array([0.4, 0.2, 0.1, 0.3, 9.0]),
-                "m": np.arange(15.0).reshape(5, 3)}
+                "m": np.arange(15.0).reshape(5, 3), "seconds": np.array([5.0, 4.0, 3.0, 2.0, 1.0])}
 
     monkeypatch.setitem(sys.modules, "picorr.sweep", types.SimpleNamespace(load_sweep=load_sweep))
     d = figures.fig1_data("fig", coupling=3.0, h=0.5, sizes=[20, 40], grid=(1, 2, 1), live_sizes=[5],
@@ -91,6 +91,8 @@ def test_fig1_data_reads_a_sweep_directory(tmp_path, monkeypatch):
     np.testing.assert_allclose(d.curves[0].IM_per_N, [0.1, 0.2])  # sorted by Gamma; h = 0 row dropped
     np.testing.assert_allclose(d.curves[1].IM_per_N, [0.3, 0.4])
     np.testing.assert_allclose(d.curves[1].m[0], [9.0, 10.0, 11.0])
+    np.testing.assert_allclose(d.curves[0].extra["seconds"], [3.0, 4.0])  # each point's cost
+    assert "peak_rss_gb" not in d.curves[0].extra  # not recorded here: not invented
 
 
 def test_convergence_picks_the_grid_point():
@@ -211,6 +213,26 @@ def test_benchmark_records_load_and_plot(tmp_path):
     lines = {ln.get_label(): ln for ln in a1.get_lines()}
     np.testing.assert_array_equal(lines[r"$h = 0.5\gamma$"].get_ydata(), [6.0, 40.0])
     assert a2.get_yscale() == "log"
+
+
+def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
+    import json
+
+    from picorr.figures import benchmark_table, load_benchmark
+
+    recs = [{"N": 400, "h": 0.5, "wall": 40.04, "peak_gb": 3.7, "method": "window", "window": 37,
+             "unknowns": 1598508, "iterations": 55, "IM_per_N": 0.2581565980063606},
+            {"N": 4000, "h": 0.0, "wall": 9.3, "peak_gb": 0.85, "method": "rates", "window": 0,
+             "unknowns": 207504, "iterations": 0, "IM_per_N": 0.32433697206167},
+            {"N": 2000, "h": 0.5, "error": "--N 2000: needs 60 GB"}]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": recs}))
+    t = benchmark_table(load_benchmark(path)).splitlines()
+    assert t[2] == "| 0 | 4000 | rates | 0 | 207,504 | 0 | 9.3 | 0.85 | 0.3243369721 |"
+    assert t[3] == "| 0.5 | 400 | window | 37 | 1,598,508 | 55 | 40.0 | 3.70 | 0.2581565980 |"
+    assert t[4] == "| 0.5 | 2000 | refused | | | | | | --N 2000: needs 60 GB |"
+    assert t[-1] == "Measured today at commit `abc`, 2 cores, with `bench`."
 
 
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():

@@ -221,13 +221,20 @@ def _curves_from_sweep(result, params: dict) -> tuple:
     im = np.asarray(_field(result, "IM_per_N"), dtype=float).ravel()
     m = np.asarray(_field(result, "m"), dtype=float).reshape(-1, 3)
     keep = np.isclose(h, params["h"]) & np.isfinite(im)
+    # what each point cost (seconds, peak GB of its worker), where the sweep recorded it
+    cost = {k: np.asarray(_field(result, k), dtype=float).ravel()
+            for k in ("seconds", "peak_rss_gb") if _has_field(result, k)}
     curves = []
     for n in sorted(set(N[keep].tolist())):
         sel = keep & (N == n)
         order = np.argsort(G[sel])
         curves.append(Curve(int(n), G[sel][order], im[sel][order], m[sel][order], "Gamma", dict(params),
-                            "sweep", "data", 0.0))
+                            "sweep", "data", 0.0, {k: v[sel][order] for k, v in cost.items()}))
     return tuple(curves)
+
+
+def _has_field(obj, name) -> bool:
+    return name in obj if isinstance(obj, dict) else hasattr(obj, name)
 
 
 def fig1_data(name: str, *, coupling: float, h: float, gamma: float = 1.0, sizes, grid: tuple,
@@ -360,6 +367,25 @@ def load_benchmark(path: Path | str) -> dict:
         by_h[h] = {k: np.array([r.get(k) for r in rs]) for k in keys}
     return {"meta": raw["meta"], "by_h": by_h,
             "errors": [r for r in raw["records"] if "error" in r]}
+
+
+def benchmark_table(bench: dict) -> str:
+    """A Markdown table of a loaded benchmark (:func:`load_benchmark`): per size the method,
+    the coherence window, unknowns, GMRES iterations, wall time, peak memory and I_M/N, and
+    the sizes that were refused, with the line saying when, where and how it was measured."""
+    rows = ["| $h$ | $N$ | method | $Q$ | unknowns | GMRES its | wall s | peak GB | $I_M/N$ |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for h, c in bench["by_h"].items():
+        for i in range(len(c["N"])):
+            Q = c["window"][i] if "window" in c else None
+            rows.append(f"| {h:g} | {c['N'][i]} | {c['method'][i]} | {'–' if Q is None else Q} | "
+                        f"{c['unknowns'][i]:,} | {c['iterations'][i]} | {c['wall'][i]:.1f} | "
+                        f"{c['peak_gb'][i]:.2f} | {c['IM_per_N'][i]:.10f} |")
+    for r in bench["errors"]:
+        rows.append(f"| {r['h']:g} | {r['N']} | refused | | | | | | {r['error']} |")
+    m = bench["meta"]
+    return ("\n".join(rows) + f"\n\nMeasured {m['date']} at commit `{m['commit']}`, "
+            f"{m['cores']} cores, with `{m['command']}`.")
 
 
 def block_count(N: int) -> dict[str, float]:
