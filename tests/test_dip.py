@@ -66,3 +66,16 @@ def test_missing_points_are_skipped():
     b = dip_report(G, holes, gd, td, (2.0, 3.4))
     assert b.has_dip.tolist() == a.has_dip.tolist()
     np.testing.assert_allclose(b.flattest_slope, a.flattest_slope)
+
+
+def test_a_size_with_too_few_points_in_the_window_is_left_out():
+    """A size with fewer than three points in the window (a sweep only begun) has no slope
+    to compare: it is dropped from the report instead of failing or counting as a size."""
+    gd, td = theory_dip()
+    c = curves([180, 400, 1600])
+    c[2000] = np.full(G.size, np.nan)
+    c[2000][[3, 4]] = c[1600][[3, 4]]
+    r = dip_report(G, c, gd, td, (2.0, 3.4))
+    assert r.N.tolist() == [180, 400, 1600]
+    np.testing.assert_allclose(r.flattest_slope, dip_report(G, curves([180, 400, 1600]), gd, td,
+                                                            (2.0, 3.4)).flattest_slope)

@@ -58,12 +58,15 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
     (NaN entries, grid points a size lacks, are skipped)."""
     G = np.asarray(G, float)
     sel = (G >= window[0] - 1e-12) & (G <= window[1] + 1e-12)
-    Ns = np.array(sorted(curves))
+    # a size may lack some grid points (a sweep still running, or a narrower sweep); one
+    # with fewer than three points in the window has no slope to compare and is left out
+    Ns = np.array(sorted(n for n in curves
+                         if np.isfinite(np.asarray(curves[n], float)[sel]).sum() >= 3), dtype=int)
     has, where, fs, fg, gap = [], [], [], [], []
     for n in Ns:
         y = np.asarray(curves[n], float)[sel]
         g = G[sel]
-        ok = np.isfinite(y)  # a size may lack some grid points (a sweep still running)
+        ok = np.isfinite(y)
         g, y = g[ok], y[ok]
         m = _interior_minimum(g, y)
         has.append(np.isfinite(m))
