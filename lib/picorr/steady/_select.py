@@ -97,7 +97,10 @@ def steady_state(
         The solve did not produce a stationary state within ``tol``
         (:class:`NotConvergedError` for an iteration budget that ran out).
     NegativeEigenvalueError
-        The state has a block eigenvalue more negative than round-off.
+        The state has a block eigenvalue more negative than round-off (for 'window', than
+        its ``negativity_tol``, 1e-8 of the largest by default: a truncated state is
+        non-positive by about its truncation error; the dropped weight is in
+        ``result.info['negative_weight']``).
     """
     if not isinstance(model, QubitModel):
         raise ModelError(f"model must be a QubitModel, got {type(model).__name__}")
