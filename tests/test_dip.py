@@ -79,3 +79,31 @@ def test_a_size_with_too_few_points_in_the_window_is_left_out():
     assert r.N.tolist() == [180, 400, 1600]
     np.testing.assert_allclose(r.flattest_slope, dip_report(G, curves([180, 400, 1600]), gd, td,
                                                             (2.0, 3.4)).flattest_slope)
+
+
+def test_extrapolation_tracks_the_feature_of_the_largest_sizes():
+    """Small sizes whose flattest descent lies elsewhere (a steep ramp at the window's edge,
+    gone at large N) are left out of the 1/N extrapolation: the slope of the tracked
+    feature follows a + b/N exactly at N >= 400, so the limit is a and the onset -b/a."""
+    from picorr.dip import same_feature
+
+    a, b = 0.01, -10.0  # onset at N* = 1000
+    g = np.round(np.arange(2.0, 3.41, 0.1), 10)
+
+    def curve(N):
+        s = a + b / N  # slope of the tracked segment 2.8 -> 2.9
+        y = 0.3 - 0.05 * (g - 2.0)  # falls with slope -0.05 everywhere ...
+        y[g > 2.85] += (s + 0.05) * 0.1  # ... except the step 2.8 -> 2.9, slope s
+        if N < 300:  # at small N a flatter spot near the window's edge
+            y[g > 3.25] += 0.05 * 0.1 * 0.9
+        return y
+
+    sizes = [100, 160, 200, 400, 600, 800]
+    r = dip_report(g, {n: curve(n) for n in sizes}, 2.6, 0.2, (2.0, 3.4))
+    assert r.flattest_Gamma.tolist() == pytest.approx([3.25, 3.25, 3.25, 2.85, 2.85, 2.85])
+    assert r.slope_sizes.tolist() == [400, 600, 800]
+    assert r.slope_limit == pytest.approx(a, rel=1e-9)
+    assert r.onset_N == pytest.approx(1000, rel=1e-9)
+    assert "N = 400, 600, 800" in dip_sentence(r) and "N ≈ 1000" in dip_sentence(r)
+    # fewer than three sizes on the feature: every size is used
+    assert same_feature([3.3, 3.3, 2.85, 2.85], 0.1).tolist() == [True] * 4

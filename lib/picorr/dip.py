@@ -9,9 +9,10 @@ module reports
   the window (negative while the curve only falls; it must turn positive for a dip),
 * its distance from the theory at the theory's dip.
 
-The flattest slope is then extrapolated in 1/N (:mod:`picorr.extrapolate`). If the limit is
-positive beyond its error bar, the fitted line crosses zero at the size ``N*`` where the dip
-is predicted to appear. :func:`dip_sentence` states the result in words, so that the book's
+The flattest slope is then extrapolated in 1/N (:mod:`picorr.extrapolate`) over the sizes
+whose flattest point is the same feature as the largest size's (:func:`same_feature`). If
+the limit is positive beyond its error bar, the fitted line crosses zero at the size ``N*``
+where the dip is predicted to appear. :func:`dip_sentence` states the result in words, so that the book's
 conclusion follows the data.
 """
 
@@ -36,6 +37,8 @@ class DipReport:
     slope_limit: float  # 1/N extrapolation of flattest_slope
     slope_limit_error: float
     onset_N: float  # where the fitted line crosses zero (NaN if not predicted)
+    slope_sizes: np.ndarray  # the sizes the extrapolation used (see dip_report)
+    onset_range: tuple = (float("nan"), float("nan"))  # N* with the limit at +- its error
 
 
 def flattest_descent(G, y) -> tuple[float, float]:
@@ -75,18 +78,49 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
         fg.append(a)
         fs.append(b)
         gap.append(float(np.interp(theory_dip_Gamma, g, y) - theory_at_dip))
-    fs = np.array(fs)
-    limit, err, onset = np.nan, np.nan, np.nan
-    if Ns.size >= 2:
-        e = extrapolate(Ns, fs)
+    fs, fg = np.array(fs), np.array(fg)
+    use = same_feature(fg, np.min(np.diff(G[sel])) if sel.sum() > 1 else 0.0)
+    limit, err, onset, rng = np.nan, np.nan, np.nan, (np.nan, np.nan)
+    if use.sum() >= 2:
+        e = extrapolate(Ns[use], fs[use])
         limit, err = e.limit, e.error
-        if Ns.size >= 2 and limit > 0 and not (np.isfinite(err) and limit - err <= 0):
+        if limit > 0 and not (np.isfinite(err) and limit - err <= 0):
             # the linear fit a + b/N crosses zero at N* = -b/a
-            V = np.vander(1.0 / Ns, 2, increasing=True)
-            a, b = np.linalg.lstsq(V, fs, rcond=None)[0]
+            V = np.vander(1.0 / Ns[use], 2, increasing=True)
+            a, b = np.linalg.lstsq(V, fs[use], rcond=None)[0]
             onset = float(-b / a) if a > 0 and b < 0 else np.nan
-    return DipReport(Ns, np.array(has), np.array(where), fs, np.array(fg), np.array(gap),
-                     float(theory_dip_Gamma), float(limit), float(err), float(onset))
+            if np.isfinite(onset) and np.isfinite(err):
+                # the same slope b with the limit at the ends of its error bar
+                rng = (float(-b / (limit + err)), float(-b / (limit - err)))
+    return DipReport(Ns, np.array(has), np.array(where), fs, fg, np.array(gap),
+                     float(theory_dip_Gamma), float(limit), float(err), float(onset), Ns[use],
+                     rng)
+
+
+#: Fewest sizes that track the same feature for the extrapolation to use only them.
+MIN_FEATURE_SIZES = 3
+
+
+def same_feature(flattest_Gamma, step: float) -> np.ndarray:
+    """Which sizes' flattest descents are the same feature as the largest size's.
+
+    At small N the flattest point of a curve sits elsewhere (at N = 80 near the window's
+    edge, 3.35 gamma) and drifts as N grows; a 1/N law describes one feature, so the
+    extrapolation takes the sizes whose flattest point lies within one grid ``step`` of the
+    largest size's, provided there are at least :data:`MIN_FEATURE_SIZES` of them (the
+    largest sizes, the asymptotic regime); otherwise every size.
+    """
+    g = np.asarray(flattest_Gamma, float)
+    if g.size == 0:
+        return np.zeros(0, bool)
+    near = np.abs(g - g[-1]) <= step * (1 + 1e-9)
+    # only a run of sizes that ends at the largest one
+    run = np.zeros_like(near)
+    for i in range(g.size - 1, -1, -1):
+        if not near[i]:
+            break
+        run[i] = True
+    return run if run.sum() >= MIN_FEATURE_SIZES else np.ones_like(near)
 
 
 def dip_sentence(r: DipReport) -> str:
@@ -107,11 +141,17 @@ def dip_sentence(r: DipReport) -> str:
              f"N = {int(r.N[0])}, {r.flattest_slope[-1]:.4f} at N = {nmax})")
     if np.isfinite(r.slope_limit):
         err = "" if not np.isfinite(r.slope_limit_error) else f" ± {r.slope_limit_error:.4f}"
-        slope += f"; extrapolated in 1/N it tends to {r.slope_limit:.4f}{err}."
+        which = ("" if r.slope_sizes.size == r.N.size else
+                 f" over N = {', '.join(str(int(n)) for n in r.slope_sizes)} (the sizes whose "
+                 "flattest descent lies within one grid step of the largest size's)")
+        slope += f"; extrapolated in 1/N{which} it tends to {r.slope_limit:.4f}{err}."
     else:
         slope += "."
     if np.isfinite(r.onset_N):
-        trend = f" The 1/N trend predicts the dip from N ≈ {r.onset_N:.0f}."
+        lo, hi = r.onset_range
+        span = (f" (between N ≈ {lo:.0f} and {hi:.0f} with the extrapolated slope at either "
+                "end of its error bar)") if np.isfinite(lo) and np.isfinite(hi) else ""
+        trend = f" The 1/N trend predicts the dip from N ≈ {r.onset_N:.0f}{span}."
     elif r.has_dip.any():
         trend = ""
     else:
