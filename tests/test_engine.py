@@ -375,6 +375,23 @@ def test_tail_estimate_of_a_geometric_series():
     assert tail_estimate([1e-3])[0] == 1e-3
 
 
+def test_needed_window_of_a_scan_sets_the_next_start():
+    """The window a finished scan needed is its smallest positive window within window_tol
+    of the last one in I_M/N and in m; the next size starts one step below it scaled by
+    sqrt(2)."""
+    from picorr.steady.window import needed_window, start_from_coarse
+
+    nan3 = [np.nan] * 3
+    scan = [{"window": 16, "IM_per_N": np.nan, "m": nan3},  # not positive
+            {"window": 20, "IM_per_N": 0.2017172541, "m": [0.1, 0.2, 0.3]},
+            {"window": 24, "IM_per_N": 0.20171725418, "m": [0.1, 0.2, 0.3 + 2e-11]}]
+    assert needed_window(scan, 1e-9) == 20
+    assert needed_window(scan, 1e-11) == 24  # 20 is 8e-11 off in I_M/N
+    scan[1]["m"] = [0.1, 0.2, 0.3 + 5e-9]  # I_M/N within, m not
+    assert needed_window(scan, 1e-9) == 24
+    assert start_from_coarse(20, 4) == 24 and start_from_coarse(1, 4) == 4
+
+
 @pytest.mark.parametrize("N", [5, 7])
 def test_window_forced_at_small_N_matches_full_lindblad(N):
     model, (K, c, jumps, local) = CASES["general"](N)

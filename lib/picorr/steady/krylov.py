@@ -270,21 +270,39 @@ def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=
                     "factor_GB": sum(P.factor_bytes for P in Ps) / 1e9, "threads": Pr.threads}
 
 
-def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
-                   gmres_tol=1e-13, restart=60, maxiter=2000, cache=None, threads=None):
-    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``,
-    where ``L`` holds only the rows with q >= 0 (see :func:`.finish`, ``hermitian_rows``).
-    ``cache``: see :class:`SectorPreconditioner`."""
+def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True):
+    """``(fold, L)``: the Liouvillian on ``layout`` (rows with q >= 0 only, see
+    :func:`.finish`, ``hermitian_rows``) and its Hermitian real form. ``keep_operator=False``
+    frees ``L`` once it is folded (returned as None), for a caller that checks the residual
+    on another operator: the complex ``L`` is about 95 bytes per real unknown."""
     L = liouvillian(model, layout, hermitian_rows=True)
     fold = HermitianFold.build(L, layout)
+    return fold, (L if keep_operator else None)
+
+
+def solve_fold(fold: HermitianFold, *, x0_complex=None, gmres_tol=1e-13, restart=60,
+               maxiter=2000, cache=None, threads=None):
+    """Solve the folded system (its matrix is handed over and freed); returns
+    ``(rho, iterations, info)``. ``cache``: see :class:`SectorPreconditioner`."""
     x0 = None if x0_complex is None else fold.from_complex(x0_complex)
+    lay = fold.layout
     # no reference to A stays here, so solve_sectors can free it once it has split it
     u, its, info = solve_sectors(*fold.bordered(consume=True), fold.q, partner=fold.complex_partner(), x0=x0,
                                  rtol=gmres_tol, restart=restart, maxiter=maxiter, cache=cache,
                                  threads=threads,
-                                 what=f"GMRES (N = {model.N}, window {layout.window})")
+                                 what=f"GMRES (N = {lay.N}, window {lay.window})")
     info = {"real_unknowns": fold.size, **info, "restart": restart}
-    return fold.to_complex(u), L, its, info
+    return fold.to_complex(u), its, info
+
+
+def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
+                   gmres_tol=1e-13, restart=60, maxiter=2000, cache=None, threads=None):
+    """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``
+    (:func:`assemble_fold`, :func:`solve_fold`)."""
+    fold, L = assemble_fold(model, layout)
+    rho, its, info = solve_fold(fold, x0_complex=x0_complex, gmres_tol=gmres_tol,
+                                restart=restart, maxiter=maxiter, cache=cache, threads=threads)
+    return rho, L, its, info
 
 
 def solve_krylov(

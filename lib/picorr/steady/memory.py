@@ -12,9 +12,13 @@ The model (bytes), for the Hermitian real form on the window ``|q| <= Q``:
 * everything else (the operator, its folded real form and its blocks, the assembly's
   triplets, the state): :data:`BYTES_PER_UNKNOWN` per real unknown, plus the interpreter.
 
-Calibrated on peak RSS at N = 150, 250 and 400 (h = 0.5): the estimate was 1.04-1.14 times
-the measured peak with 1000 bytes per unknown; 1200 are used, to err on the safe side.
-``tests/test_engine.py`` checks the estimate against a fresh measurement.
+Calibrated on peak RSS of whole solves (h = 0.5, measured with the window scan that frees
+the complex operator during the solves and stacks the folded form without a second copy):
+the estimate with 750 bytes per unknown was 1.28, 1.09, 1.16 and 1.14 times the measured
+peak at N = 150 (Gamma = 1.68, no mask), 300 (1.68), 400 (2.8) and 600 (1.68). The earlier
+1200 bytes overestimated the peaks from N = 400 to 1000 by 1.28-1.35 times and refused an
+N = 1000 solve at Gamma = 2.8 that fits. ``tests/test_engine.py`` checks the estimate
+against a fresh measurement.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import numpy as np
 from ..dicke import j_values
 from ._result import SteadyStateError
 
-#: Operator, folded form, blocks and assembly per real unknown (bytes); see module doc.
-BYTES_PER_UNKNOWN = 1200.0
+#: Folded form, its blocks, assembly and state per real unknown (bytes); see module doc.
+BYTES_PER_UNKNOWN = 750.0
 
 #: Interpreter, NumPy, SciPy and SymPy loaded (bytes).
 BASE_BYTES = 0.15e9

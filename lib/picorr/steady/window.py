@@ -17,10 +17,11 @@ import numpy as np
 
 from ..dicke import BlockLayout
 from ..information import NegativeEigenvalueError, correlations
+from ..liouvillian import liouvillian
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
-from .krylov import fold_and_solve
+from .krylov import assemble_fold, solve_fold
 from .memory import InsufficientMemoryError, check_memory
 from .support import MASK_EPS, embed, predict_rows, support_fraction, widened
 
@@ -30,11 +31,34 @@ MASK_MIN_N = 300
 
 
 def default_start_window(N: int) -> int:
-    """First window tried without a coarse solution. The smallest window whose state is
-    positive and within 1e-9 grew like the square root of N (measured for the LMG model at
-    h = 0.5: 21 at N = 120, 25 at N = 200, 33 at N = 400); start on that trend, so that
-    usually the second window already confirms the first."""
-    return int(max(4, min(N, round(1.9 * np.sqrt(N)))))
+    """First window tried without a coarse solution, on the trend of the smallest window
+    within 1e-9 (with positivity to 1e-8 of the largest eigenvalue), which grows like the
+    square root of N. Measured for the LMG model at h = 0.5: at N = 250 the window 20 is
+    within 4e-11 of 24 at Gamma = 2.8 (16 breaks positivity); at N = 400, Gamma = 1.68, the
+    window 28 is off by 9.4e-9 and 32 by 2.8e-10. Starting slightly low costs one more small
+    window; starting high makes every window of the scan, and the memory, larger than needed.
+    """
+    return int(max(4, min(N, round(1.2 * np.sqrt(N)))))
+
+
+def needed_window(scan: list[dict], window_tol: float) -> int:
+    """The smallest window of a finished scan whose ``I_M/N`` and ``m`` lie within
+    ``window_tol`` of the last window's: the window the scan's tolerance actually needed
+    (the scan stops one step above it, to measure the change)."""
+    last = scan[-1]
+    for s in scan:
+        if (np.isfinite(s["IM_per_N"]) and abs(s["IM_per_N"] - last["IM_per_N"]) < window_tol
+                and np.max(np.abs(np.subtract(s["m"], last["m"]))) < window_tol):
+            return int(s["window"])
+    return int(last["window"])
+
+
+def start_from_coarse(coarse_needed: int, step: int) -> int:
+    """First window at N from the window needed at N // 2: the needed window grows like
+    sqrt(N) (see :func:`default_start_window`); one step below, because a scan cannot find
+    a window smaller than its own first one, so ``coarse_needed`` tends to be high and the
+    excess would otherwise carry over, times sqrt(2), from one size to the next."""
+    return max(4, int(round(np.sqrt(2) * coarse_needed)) - step)
 
 
 #: Most negative block eigenvalue accepted for a truncated state, relative to the largest.
@@ -94,7 +118,8 @@ def solve_window(
     ``mask`` (default: from N = :data:`MASK_MIN_N` on) first solves the model at N // 2 (by
     this same method), predicts from it the (J, M) rows where the state is negligible
     (:mod:`.support`; relative population below ``mask_eps``) and leaves them out; the scan
-    then starts two steps below the coarse window scaled by sqrt(2). The final residual is
+    then starts one step below the window the coarse scan needed (:func:`needed_window`)
+    scaled by sqrt(2). The final residual is
     taken on the mask widened by the Liouvillian's reach, so flux into the rows left out
     fails the tolerance instead of passing unseen.
 
@@ -120,7 +145,7 @@ def solve_window(
             ) from None
         rows = predict_rows(N, coarse.state, eps=mask_eps)
         if start is None:
-            start = max(4, int(round(np.sqrt(2) * coarse.window)) - 2 * step)
+            start = start_from_coarse(needed_window(coarse.info["scan"], window_tol), step)
         if progress is not None:
             progress(f"N = {N}: support mask from N = {N // 2} keeps "
                      f"{support_fraction(N, rows):.0%} of the (J, M) rows")
@@ -135,10 +160,12 @@ def solve_window(
         estimate = check_memory(N, Q, restart, max_memory, rows=rows)
         layout = BlockLayout(N, Q, rows=rows)
         x0 = None if prev is None else embed(prev[1], prev[0], layout)
-        L = None  # free the last window's operator before building the next
-        rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
-                                           restart=restart, maxiter=maxiter, cache=cache,
-                                           threads=threads)
+        # the residual is taken after the scan, on the last window's (or the widened
+        # mask's) operator; the complex L is not held through the solves
+        fold, _ = assemble_fold(model, layout, keep_operator=False)
+        rho, its, info = solve_fold(fold, x0_complex=x0, gmres_tol=gmres_tol, restart=restart,
+                                    maxiter=maxiter, cache=cache, threads=threads)
+        del fold
         iterations += its
         try:
             c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()),
@@ -155,7 +182,7 @@ def solve_window(
         err_IM, r_IM = tail_estimate(d_IM) if d_IM else (np.inf, np.nan)
         err_m, r_m = tail_estimate(d_m) if d_m else (np.inf, np.nan)
         err = max(err_IM, err_m)
-        tried.append({"window": Q, "iterations": its, "IM_per_N": IM,
+        tried.append({"window": Q, "iterations": its, "IM_per_N": IM, "m": np.asarray(m).tolist(),
                       "change_IM_per_N": d_IM[-1] if d_IM else np.inf,
                       "change_m": d_m[-1] if d_m else np.inf, "error_estimate": err})
         if progress is not None:
@@ -173,9 +200,11 @@ def solve_window(
             )
         prev = (layout, rho, IM, m)
         Q += step
+    prev = None
     state = BlockState(layout, rho)
-    if rows is not None:  # the residual on the mask widened by the Liouvillian's reach
-        L = None
+    if rows is None:
+        L = liouvillian(model, layout, hermitian_rows=True)
+    else:  # the residual on the mask widened by the Liouvillian's reach
         state, L, leak = widened(model, layout, rho, hermitian_rows=True)
         info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
                     leak_residual=leak, coarse_seconds=coarse.seconds,
