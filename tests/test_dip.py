@@ -81,6 +81,19 @@ def test_a_size_with_too_few_points_in_the_window_is_left_out():
                                                             (2.0, 3.4)).flattest_slope)
 
 
+def test_gap_at_the_theory_dip_is_not_extrapolated():
+    """A size whose points do not reach the theory's dip (a sweep on the feature only) has no
+    gap there (NaN, not the value at its first point); the sentence quotes the largest size
+    that covers the dip and says that the largest does not."""
+    gd, td = theory_dip()  # about 2.5 here
+    c = curves([180, 400, 1600])
+    c[1600][G < gd + 0.1] = np.nan  # the largest size only from just above the dip on
+    r = dip_report(G, c, gd, td, (2.0, 3.4))
+    assert np.isnan(r.gap_at_theory_dip[-1]) and np.isfinite(r.gap_at_theory_dip[:2]).all()
+    text = dip_sentence(r)
+    assert "the N = 400 curve lies" in text and "N = 1600 data do not reach" in text
+
+
 def test_extrapolation_tracks_the_feature_of_the_largest_sizes():
     """Small sizes whose flattest descent lies elsewhere (a steep ramp at the window's edge,
     gone at large N) are left out of the 1/N extrapolation: the slope of the tracked

@@ -136,6 +136,19 @@ def test_point_equals_direct_solve_and_loads_back(tmp_path):
     assert len(table.where(N=9)) == 2 and set(table.where(Gamma=1.5).N) == {6, 9}
 
 
+def test_command_line_gives_each_local_worker_its_share_of_the_cores(tmp_path):
+    """One local worker may use every core for the coherence sectors (recorded with the
+    point); threads do not make a point stale."""
+    from picorr.sweep import available_cores
+
+    proc = cli("--N", "6", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1",
+               "--out", str(tmp_path), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    (f,) = tmp_path.glob("*.json")
+    assert json.loads(f.read_text())["settings"]["blas_threads"] == available_cores()
+    assert SolverSettings(blas_threads=2).criteria() == SolverSettings().criteria()
+
+
 def test_resume_reuses_and_staleness_is_refused(tmp_path):
     pts = grid([8, 12], 3.0, [0.0], [1.0, 2.0, 3.0], 1.0)
     run_sweep(pts, tmp_path, workers=1, progress=False)

@@ -32,7 +32,7 @@ class DipReport:
     dip_Gamma: np.ndarray  # location of the finite-N local minimum (NaN if none)
     flattest_slope: np.ndarray  # max dI/dGamma in the window, per N
     flattest_Gamma: np.ndarray  # where (midpoint of the grid interval)
-    gap_at_theory_dip: np.ndarray  # I_N - I_theory at the theory's dip Gamma
+    gap_at_theory_dip: np.ndarray  # I_N - I_theory at the theory's dip Gamma (NaN: not covered)
     theory_dip_Gamma: float
     slope_limit: float  # 1/N extrapolation of flattest_slope
     slope_limit_error: float
@@ -77,7 +77,9 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
         a, b = flattest_descent(g, y)
         fg.append(a)
         fs.append(b)
-        gap.append(float(np.interp(theory_dip_Gamma, g, y) - theory_at_dip))
+        inside = g[0] - 1e-12 <= theory_dip_Gamma <= g[-1] + 1e-12  # no extrapolation
+        gap.append(float(np.interp(theory_dip_Gamma, g, y) - theory_at_dip) if inside
+                   else np.nan)
     fs, fg = np.array(fs), np.array(fg)
     use = same_feature(fg, np.min(np.diff(G[sel])) if sel.sum() > 1 else 0.0)
     limit, err, onset, rng = np.nan, np.nan, np.nan, (np.nan, np.nan)
@@ -157,6 +159,10 @@ def dip_sentence(r: DipReport) -> str:
     else:
         trend = (" The 1/N trend of the data does not predict an onset: the extrapolated slope"
                  " is not positive beyond its error bar.")
-    gap = (f" At the theory's dip (Γ = {r.theory_dip_Gamma:.4f}γ) the N = {nmax} curve lies "
-           f"{r.gap_at_theory_dip[-1]:+.4f} from the theory.")
+    covered = np.flatnonzero(np.isfinite(r.gap_at_theory_dip))
+    gap = (f" At the theory's dip (Γ = {r.theory_dip_Gamma:.4f}γ) the N = "
+           f"{int(r.N[covered[-1]])} curve lies {r.gap_at_theory_dip[covered[-1]]:+.4f} from "
+           "the theory." if covered.size else "")
+    if covered.size and int(r.N[covered[-1]]) != nmax:
+        gap += f" (The N = {nmax} data do not reach the theory's dip.)"
     return head + slope + trend + gap

@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
                    help="solver (default: chosen per point from its symmetry and size)")
     p.add_argument("--tol", type=float, default=1e-10, help="accepted relative residual")
     p.add_argument("--workers", type=int, default=None,
-                   help="points computed at once on this machine (default: its cores)")
+                   help="points computed at once on this machine (default: its cores); "
+                        "each point may use cores // workers threads")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="send the points to this running Dask distributed scheduler")
     p.add_argument("--recompute-stale", action="store_true", dest="recompute_stale",
@@ -93,7 +94,8 @@ def _picorr_version() -> str:
 
 
 def run(args) -> dict:
-    from ..sweep import SolverSettings, SweepError, grid, parse_values, run_sweep, validate_points
+    from ..sweep import (SolverSettings, SweepError, available_cores, grid, parse_values,
+                         run_sweep, validate_points)
 
     try:
         Ns = parse_values(args.N, name="--N", integer=True)
@@ -109,7 +111,10 @@ def run(args) -> dict:
     if args.workers is not None and args.scheduler:
         raise CLIError("--workers is for local runs; with --scheduler the cluster's workers "
                        "run the points")
-    settings = SolverSettings(method=args.method, tol=args.tol)
+    # a local worker may use its share of the cores (the pool's BLAS budget) for the
+    # coherence sectors too; a cluster's workers get one thread each
+    threads = 1 if args.scheduler else max(1, available_cores() // (args.workers or available_cores()))
+    settings = SolverSettings(method=args.method, tol=args.tol, blas_threads=threads)
     points = grid(Ns, args.coupling, hs, Gammas, args.gamma)
     validate_points(points, settings)  # ModelError names the parameter
 
