@@ -51,6 +51,11 @@ def test_dip_present_is_reported_with_its_first_N():
     r = dip_report(G, curves([180, 400, 1600]), gd, td, (2.0, 3.4))
     assert r.has_dip.tolist() == [False, True, True]
     assert dip_sentence(r).startswith("Yes: the finite-N curves have a local minimum from N = 400")
+    # the depth: how far the grid minimum lies below the lower of its neighbours
+    y, i = curves([400])[400], int(np.flatnonzero(G == r.dip_Gamma[1])[0])
+    assert y[i] < y[i - 1] and y[i] < y[i + 1]
+    assert r.dip_depth[1] == pytest.approx(min(y[i - 1], y[i + 1]) - y[i], rel=1e-12)
+    assert np.isnan(r.dip_depth[0]) and f"{r.dip_depth[1]:.1e} below" in dip_sentence(r)
     # the gap to the theory is the 1/N correction there (grid interpolation cancels out)
     far = dip_report(G, curves([10**9]), gd, td, (2.0, 3.4))
     bump = lambda g: np.interp(gd, G, np.exp(-((G - 2.9) / 0.25) ** 2))  # noqa: E731

@@ -39,6 +39,7 @@ class DipReport:
     onset_N: float  # where the fitted line crosses zero (NaN if not predicted)
     slope_sizes: np.ndarray  # the sizes the extrapolation used (see dip_report)
     onset_range: tuple = (float("nan"), float("nan"))  # N* with the limit at +- its error
+    dip_depth: np.ndarray | None = None  # lower neighbour minus the minimum (NaN if no dip)
 
 
 def flattest_descent(G, y) -> tuple[float, float]:
@@ -50,9 +51,14 @@ def flattest_descent(G, y) -> tuple[float, float]:
     return float(0.5 * (G[i] + G[i + 1])), float(s[i])
 
 
-def _interior_minimum(G, y) -> float:
+def _interior_minimum(G, y) -> tuple[float, float]:
+    """(Gamma, depth) of the first interior local minimum of ``y(G)``; the depth is how far
+    it lies below the lower of its two neighbours. NaNs when there is none."""
     idx = [i for i in range(1, len(y) - 1) if y[i] < y[i - 1] and y[i] < y[i + 1]]
-    return float(G[idx[0]]) if idx else float("nan")
+    if not idx:
+        return float("nan"), float("nan")
+    i = idx[0]
+    return float(G[i]), float(min(y[i - 1], y[i + 1]) - y[i])
 
 
 def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
@@ -65,15 +71,16 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
     # with fewer than three points in the window has no slope to compare and is left out
     Ns = np.array(sorted(n for n in curves
                          if np.isfinite(np.asarray(curves[n], float)[sel]).sum() >= 3), dtype=int)
-    has, where, fs, fg, gap = [], [], [], [], []
+    has, where, depth, fs, fg, gap = [], [], [], [], [], []
     for n in Ns:
         y = np.asarray(curves[n], float)[sel]
         g = G[sel]
         ok = np.isfinite(y)
         g, y = g[ok], y[ok]
-        m = _interior_minimum(g, y)
+        m, d = _interior_minimum(g, y)
         has.append(np.isfinite(m))
         where.append(m)
+        depth.append(d)
         a, b = flattest_descent(g, y)
         fg.append(a)
         fs.append(b)
@@ -96,7 +103,7 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
                 rng = (float(-b / (limit + err)), float(-b / (limit - err)))
     return DipReport(Ns, np.array(has), np.array(where), fs, fg, np.array(gap),
                      float(theory_dip_Gamma), float(limit), float(err), float(onset), Ns[use],
-                     rng)
+                     rng, np.array(depth))
 
 
 #: Fewest sizes that track the same feature for the extrapolation to use only them.
@@ -131,8 +138,10 @@ def dip_sentence(r: DipReport) -> str:
     if r.has_dip.any():
         first = int(r.N[r.has_dip].min())
         where = float(r.dip_Gamma[r.N == first][0])
+        deep = float(r.dip_depth[r.N == first][0]) if r.dip_depth is not None else np.nan
+        size = f", {deep:.1e} below the lower neighbouring grid point" if np.isfinite(deep) else ""
         head = (f"Yes: the finite-N curves have a local minimum from N = {first} on "
-                f"(at Γ ≈ {where:.1f}γ for N = {first}).")
+                f"(at Γ ≈ {where:.1f}γ for N = {first}{size}).")
     else:
         head = (f"Not yet: up to N = {nmax} no finite-N curve has a local minimum in the "
                 f"window; each still falls monotonically.")
