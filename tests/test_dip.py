@@ -62,6 +62,24 @@ def test_dip_present_is_reported_with_its_first_N():
     assert r.gap_at_theory_dip[-1] - far.gap_at_theory_dip[0] == pytest.approx(-6 / 1600 * bump(gd), rel=1e-5)
 
 
+def test_an_observed_dip_is_compared_with_the_prediction_of_the_smaller_sizes():
+    """Once a size shows the dip, the report keeps what the smaller sizes alone predicted
+    (here the synthetic onset N* ~ 236-300, then seen at N = 400), and says so."""
+    gd, td = theory_dip()
+    r = dip_report(G, curves([160, 180, 200, 400]), gd, td, (2.0, 3.4))
+    assert r.has_dip.tolist() == [False, False, False, True]
+    b = r.before
+    assert b.N.tolist() == [160, 180, 200] and not b.has_dip.any()
+    assert b.onset_N == dip_report(G, curves([160, 180, 200]), gd, td, (2.0, 3.4)).onset_N
+    assert 236 <= b.onset_N < 300 < 400
+    text = dip_sentence(r)
+    assert "from N = 400 on" in text
+    assert f"(N = 160, 180, 200) had predicted the dip from N ≈ {b.onset_N:.0f}" in text
+    # a single smaller size has no trend: nothing is claimed about a prediction
+    one = dip_report(G, curves([180, 400, 1600]), gd, td, (2.0, 3.4))
+    assert one.before.N.tolist() == [180] and "predicted" not in dip_sentence(one)
+
+
 def test_missing_points_are_skipped():
     gd, td = theory_dip()
     full = curves([180, 400, 1600])

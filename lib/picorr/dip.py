@@ -40,6 +40,9 @@ class DipReport:
     slope_sizes: np.ndarray  # the sizes the extrapolation used (see dip_report)
     onset_range: tuple = (float("nan"), float("nan"))  # N* with the limit at +- its error
     dip_depth: np.ndarray | None = None  # lower neighbour minus the minimum (NaN if no dip)
+    #: When some size has a dip: the report of the smaller sizes alone, whose 1/N trend
+    #: predicted the onset before the first size with a dip was computed (else None).
+    before: "DipReport | None" = None
 
 
 def flattest_descent(G, y) -> tuple[float, float]:
@@ -101,9 +104,15 @@ def dip_report(G, curves: dict, theory_dip_Gamma: float, theory_at_dip: float,
             if np.isfinite(onset) and np.isfinite(err):
                 # the same slope b with the limit at the ends of its error bar
                 rng = (float(-b / (limit + err)), float(-b / (limit - err)))
+    before = None
+    if any(has):
+        first = int(Ns[np.array(has)][0])
+        smaller = {n: y for n, y in curves.items() if n < first}
+        if smaller:
+            before = dip_report(G, smaller, theory_dip_Gamma, theory_at_dip, window)
     return DipReport(Ns, np.array(has), np.array(where), fs, fg, np.array(gap),
                      float(theory_dip_Gamma), float(limit), float(err), float(onset), Ns[use],
-                     rng, np.array(depth))
+                     rng, np.array(depth), before)
 
 
 #: Fewest sizes that track the same feature for the extrapolation to use only them.
@@ -158,13 +167,25 @@ def dip_sentence(r: DipReport) -> str:
         slope += f"; extrapolated in 1/N{which} it tends to {r.slope_limit:.4f}{err}."
     else:
         slope += "."
-    if np.isfinite(r.onset_N):
-        lo, hi = r.onset_range
-        span = (f" (between N ≈ {lo:.0f} and {hi:.0f} with the extrapolated slope at either "
-                "end of its error bar)") if np.isfinite(lo) and np.isfinite(hi) else ""
-        trend = f" The 1/N trend predicts the dip from N ≈ {r.onset_N:.0f}{span}."
-    elif r.has_dip.any():
-        trend = ""
+    def onset(rep: DipReport) -> str:
+        lo, hi = rep.onset_range
+        span = (f" (between N ≈ {min(lo, hi):.0f} and {max(lo, hi):.0f} with the extrapolated "
+                "slope at either end of its error bar)") if np.isfinite(lo) and np.isfinite(hi) else ""
+        return f"N ≈ {rep.onset_N:.0f}{span}"
+
+    if r.has_dip.any():
+        b = r.before
+        if b is not None and np.isfinite(b.onset_N):
+            trend = (f" Before it was computed, the 1/N trend of the smaller sizes (N = "
+                     f"{', '.join(str(int(n)) for n in b.slope_sizes)}) had predicted the dip "
+                     f"from {onset(b)}.")
+        elif b is not None and b.slope_sizes.size >= 2:  # one size has no trend
+            trend = (" The 1/N trend of the smaller sizes alone had not predicted it (the "
+                     "extrapolated slope was not positive beyond its error bar).")
+        else:
+            trend = ""
+    elif np.isfinite(r.onset_N):
+        trend = f" The 1/N trend predicts the dip from {onset(r)}."
     else:
         trend = (" The 1/N trend of the data does not predict an onset: the extrapolated slope"
                  " is not positive beyond its error bar.")
