@@ -5,9 +5,13 @@ QuTiP is an optional benchmark dependency (``pip install 'qutip>=5,<6'``), not a
 requirement of the project. Each solve runs as its own process; wall time is the whole
 process (imports included) and memory its peak RSS (wait4). PIQS builds its Liouvillian on
 the padded (N/2+1)^4 Dicke space and solves it with ``qutip.steadystate``; its blocks are
-read with ``piqs.dicke_blocks`` and fed to the same entropy formula (Eq. 27).
+read with ``piqs.dicke_blocks`` and fed to the same entropy formula (Eq. 27). PIQS's own
+residual ``||L rho||`` and trace error are recorded: they bound how closely the two can
+agree (QuTiP's direct solve keeps the trace by a weighted row, to about 1e-9 here).
+``--out`` writes the records (machine, load, commit, command) for the book's chapter 4.
 
     .venv/bin/python benchmarks/bench_piqs.py --N 40,60
+    .venv/bin/python benchmarks/bench_piqs.py --N 40,60 --out data/benchmarks/piqs.json
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import os
 import subprocess
 import sys
 import time
+
+from bench_steady import write_records
 
 PIQS_POINT = r"""
 import json, sys, time
@@ -34,6 +40,8 @@ H = (coupling / N) * (jx * jx + jy * jy) + h * jx
 # pumping -> gamma sum_i D[sigma_+^(i)] (Eq. 14)
 L = piqs.Dicke(N, hamiltonian=H, collective_emission=Gamma / N, pumping=gamma).liouvillian()
 rho = qutip.steadystate(L)
+residual = float(np.linalg.norm((L * qutip.operator_to_vector(rho)).full()))
+trace_error = abs(complex(rho.tr()) - 1)
 m = [2 / N * float(np.real(qutip.expect(op, rho))) for op in (jx, jy, jz)]
 S = 0.0
 for k, b in enumerate(piqs.dicke_blocks(rho)):
@@ -42,7 +50,9 @@ for k, b in enumerate(piqs.dicke_blocks(rho)):
     pos = lam[lam > 0]
     S += float(-np.sum(pos * np.log(pos)) + ln_dim(N, N / 2 - k) * np.sum(lam))
 IM = N * float(binary_entropy(np.linalg.norm(m))) - S
-print(json.dumps({"IM_per_N": IM / N, "m": m, "seconds": time.perf_counter() - t0}))
+print(json.dumps({"IM_per_N": IM / N, "m": m, "seconds": time.perf_counter() - t0,
+                  "residual": residual, "trace_error": trace_error,
+                  "liouvillian_dim": L.shape[0], "qutip": qutip.__version__}))
 """
 
 
@@ -64,12 +74,14 @@ def main(argv=None):
     ap.add_argument("--h", type=float, default=0.5)
     ap.add_argument("--Gamma", type=float, default=1.68)
     ap.add_argument("--gamma", type=float, default=1.0)
+    ap.add_argument("--out", default=None, help="write the records to this JSON file")
     a = ap.parse_args(argv)
     par = [str(x) for x in (a.coupling, a.h, a.Gamma, a.gamma)]
     print(f"# load average {os.getloadavg()[0]:.2f}; coupling {a.coupling}, h {a.h}, "
           f"Gamma {a.Gamma}, gamma {a.gamma}")
     print(f"{'N':>4} {'PIQS s':>8} {'PIQS GB':>8} {'picorr s':>9} {'picorr GB':>9} "
           f"{'speed-up':>9} {'|dI_M/N|':>9} {'|dm|':>9}")
+    records = []
     for N in (int(x) for x in a.N.split(",")):
         q, tq, mq = timed([sys.executable, "-c", PIQS_POINT, str(N), *par])
         p, tp, mp = timed([sys.executable, "-m", "picorr", "steady", "--N", str(N),
@@ -79,6 +91,17 @@ def main(argv=None):
         dm = max(abs(x - y) for x, y in zip(q["m"], p["m"]))
         print(f"{N:>4} {tq:>8.2f} {mq:>8.2f} {tp:>9.2f} {mp:>9.2f} {tq / tp:>8.1f}x "
               f"{dI:>9.1e} {dm:>9.1e}", flush=True)
+        records.append({"N": N, "coupling": a.coupling, "h": a.h, "Gamma": a.Gamma,
+                        "gamma": a.gamma, "piqs_wall": tq, "piqs_peak_gb": mq,
+                        "piqs_IM_per_N": q["IM_per_N"], "piqs_residual": q["residual"],
+                        "piqs_trace_error": q["trace_error"],
+                        "piqs_liouvillian_dim": q["liouvillian_dim"], "qutip": q["qutip"],
+                        "picorr_wall": tp, "picorr_peak_gb": mp,
+                        "picorr_IM_per_N": p["IM_per_N"], "picorr_method": p["method"],
+                        "picorr_relative_residual": p["relative_residual"],
+                        "speedup": tq / tp, "IM_per_N_difference": dI, "m_difference": dm})
+    if a.out:
+        write_records(a.out, records, keep=None)
 
 
 if __name__ == "__main__":

@@ -60,11 +60,16 @@ def main(argv=None):
                   f"{r['wall']:>8.2f} {r['peak_gb']:>8.2f} {r['relative_residual']:>9.1e} "
                   f"{r['IM_per_N']:>14.10f}", flush=True)
     if args.out:
-        write_records(args.out, records, args)
+        write_records(args.out, records)
 
 
-def write_records(path, records, args) -> None:
-    """The records with what is needed to judge them: machine, load, commit, command."""
+KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
+        "relative_residual", "IM_per_N", "support_fraction", "memory_estimate_GB", "error")
+
+
+def write_records(path, records, keep=KEEP) -> None:
+    """The records (their fields ``keep``, or all when None) with what is needed to judge
+    them: machine, load, commit, command."""
     import platform
     from pathlib import Path
 
@@ -73,13 +78,12 @@ def write_records(path, records, args) -> None:
                                 text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    keep = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
-            "relative_residual", "IM_per_N", "support_fraction", "memory_estimate_GB", "error")
-    meta = {"command": "benchmarks/bench_steady.py " + " ".join(sys.argv[1:]),
+    meta = {"command": f"benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
             "commit": commit, "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "load_average_end": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    out = {"meta": meta, "records": [{k: r[k] for k in keep if k in r} for r in records]}
+    out = {"meta": meta, "records": [r if keep is None else {k: r[k] for k in keep if k in r}
+                                     for r in records]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(out, indent=1) + "\n")
     print(f"# wrote {path}")

@@ -248,3 +248,28 @@ def test_curves_on_grid_merges_sizes_and_marks_missing_points():
     assert list(out) == [80, 400]
     np.testing.assert_array_equal(out[80], [0.2, 0.3])
     assert np.isnan(out[400][0]) and out[400][1] == 0.5
+
+
+def test_piqs_comparison_table_lists_each_size_with_its_speedup_and_difference(tmp_path):
+    import json
+
+    from picorr.figures import piqs_comparison
+
+    def rec(N, tq, tp, dI):
+        return {"N": N, "piqs_wall": tq, "piqs_peak_gb": 1.5, "picorr_wall": tp,
+                "picorr_peak_gb": 0.1, "speedup": tq / tp, "picorr_IM_per_N": 0.25,
+                "IM_per_N_difference": dI, "piqs_residual": 3e-9, "qutip": "5.3.1"}
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"},
+                                "records": [rec(60, 120.0, 1.5, 2e-8), rec(40, 20.0, 1.0, 4e-8)]}))
+    out = piqs_comparison(path)
+    t = out["table"].splitlines()
+    assert t[2] == "| 40 | 20.0 | 1.50 | 1.00 | 0.10 | 20x | 0.2500000000 | 4.0e-08 | 3.0e-09 |"
+    assert t[3] == "| 60 | 120.0 | 1.50 | 1.50 | 0.10 | 80x | 0.2500000000 | 2.0e-08 | 3.0e-09 |"
+    assert t[-1] == "Measured today at commit `abc`, 2 cores, QuTiP 5.3.1, with `bench`."
+    assert out["largest"]["N"] == 60 and out["worst_difference"] == 4e-8
+    path.write_text(json.dumps({"meta": {}, "records": []}))
+    with pytest.raises(ValueError, match="no records"):
+        piqs_comparison(path)

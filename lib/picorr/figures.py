@@ -388,6 +388,31 @@ def benchmark_table(bench: dict) -> str:
             f"{m['cores']} cores, with `{m['command']}`.")
 
 
+def piqs_comparison(path: Path | str) -> dict:
+    """The records of ``benchmarks/bench_piqs.py --out`` (QuTiP PIQS against picorr on the
+    same steady state): ``{"meta": ..., "table": Markdown, "worst_difference": largest
+    |Delta I_M/N|, "largest": the record of the largest N}``."""
+    import json
+
+    raw = json.loads(Path(path).read_text())
+    recs = sorted(raw["records"], key=lambda r: r["N"])
+    if not recs:
+        raise ValueError(f"{path}: no records")
+    rows = ["| $N$ | PIQS s | PIQS GB | picorr s | picorr GB | speed-up | "
+            "$I_M/N$ (picorr) | $\\lvert\\Delta I_M/N\\rvert$ | PIQS residual |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in recs:
+        rows.append(f"| {r['N']} | {r['piqs_wall']:.1f} | {r['piqs_peak_gb']:.2f} | "
+                    f"{r['picorr_wall']:.2f} | {r['picorr_peak_gb']:.2f} | "
+                    f"{r['speedup']:.0f}x | {r['picorr_IM_per_N']:.10f} | "
+                    f"{r['IM_per_N_difference']:.1e} | {r['piqs_residual']:.1e} |")
+    m = raw["meta"]
+    table = ("\n".join(rows) + f"\n\nMeasured {m['date']} at commit `{m['commit']}`, "
+             f"{m['cores']} cores, QuTiP {recs[0].get('qutip', '?')}, with `{m['command']}`.")
+    return {"meta": m, "table": table, "largest": recs[-1],
+            "worst_difference": max(r["IM_per_N_difference"] for r in recs)}
+
+
 def block_count(N: int) -> dict[str, float]:
     """How many numbers describe a permutation-invariant state of N qubits: all in-block
     elements ``sum_J (2J+1)^2`` (O(N^3)), the diagonal only ``sum_J (2J+1)`` (O(N^2)),
