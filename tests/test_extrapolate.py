@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from picorr.extrapolate import extrapolate, extrapolate_curves
+from picorr.extrapolate import compare_with_theory, extrapolate, extrapolate_curves
 from picorr.models import ModelError
 
 SIZES = np.array([50, 100, 200, 400, 800])
@@ -59,3 +59,30 @@ def test_curves_per_gamma_skip_missing_and_small_sizes():
 def test_bad_input(N, y, word):
     with pytest.raises(ModelError, match=word):
         extrapolate(N, y)
+
+
+def test_comparison_with_the_theory_point_by_point():
+    # synthetic curves with known limits 0.3 and 0.1 (+ noise-free 1/N), a third point with
+    # a limit off the "theory" by far more than its error bar, a fourth without data
+    Ns = SIZES
+    rng = np.random.default_rng(3)
+    truth = np.array([0.3, 0.1, 0.2, 0.25])
+    vals = truth[None, :] + 0.5 / Ns[:, None] + rng.normal(0, 1e-6, (Ns.size, 4))
+    vals[:, 3] = np.nan
+    ex = extrapolate_curves(Ns, [1.0, 2.0, 3.0, 4.0], vals)
+    theory = np.array([0.3, 0.1, 0.19, 0.25])
+    c = compare_with_theory(ex, theory)
+    assert np.allclose(c["difference"][:3], ex["limit"][:3] - theory[:3])
+    assert c["consistent"].tolist() == [True, True, False, False]
+    assert c["n_compared"] == 3 and c["n_consistent"] == 2
+    assert c["worst"] == 2
+    assert c["sigma"][2] == pytest.approx(0.01 / ex["error"][2], rel=1e-3)
+    assert np.isnan(c["sigma"][3])
+    with pytest.raises(ModelError, match="one value per Gamma"):
+        compare_with_theory(ex, theory[:3])
+
+
+def test_comparison_without_any_error_bar_compares_nothing():
+    ex = extrapolate_curves([100, 200], [1.0], np.array([[0.29], [0.295]]))
+    c = compare_with_theory(ex, [0.3])
+    assert c["n_compared"] == 0 and c["worst"] == -1 and not c["consistent"].any()

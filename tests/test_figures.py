@@ -273,3 +273,51 @@ def test_piqs_comparison_table_lists_each_size_with_its_speedup_and_difference(t
     path.write_text(json.dumps({"meta": {}, "records": []}))
     with pytest.raises(ValueError, match="no records"):
         piqs_comparison(path)
+
+
+def test_extrapolation_and_its_difference_from_the_theory_are_drawn_point_by_point():
+    import matplotlib.pyplot as plt
+    from picorr import plotting
+    from picorr.extrapolate import compare_with_theory
+
+    ex = {"Gamma": np.array([1.0, 2.0, 3.0]), "limit": np.array([0.3, 0.2, 0.15]),
+          "error": np.array([1e-3, 2e-3, 1e-3])}
+    comp = compare_with_theory(ex, [0.3005, 0.199, 0.1])
+    fig, (a1, a2) = plt.subplots(2)
+    plotting.plot_limit(a1, ex)
+    plotting.difference_panel(a2, comp)
+    (bars,) = a1.containers
+    assert np.allclose(bars.lines[0].get_xdata(), [1.0, 2.0, 3.0])
+    assert np.allclose(bars.lines[0].get_ydata(), [0.3, 0.2, 0.15])
+    inside, outside = a2.containers
+    assert np.allclose(inside.lines[0].get_xdata(), [1.0, 2.0])
+    assert np.allclose(inside.lines[0].get_ydata(), [-5e-4, 1e-3])
+    assert np.allclose(outside.lines[0].get_xdata(), [3.0])
+    assert np.allclose(outside.lines[0].get_ydata(), [0.05])
+    plt.close(fig)
+
+
+def test_limit_vs_theory_recovers_the_closed_form_from_1_over_N_curves():
+    from types import SimpleNamespace as NS
+
+    from picorr.figures import limit_vs_theory
+    from picorr.models import ModelError
+    from picorr.macroscopic import im_per_n_h0
+
+    G = np.array([0.5, 1.5, 2.0, 3.0])
+    exact = np.asarray(im_per_n_h0(G, 1.0))  # Eq. (18), independent of the fitting code
+
+    def curve(N, x):
+        return NS(N=N, x=x, IM_per_N=np.asarray(im_per_n_h0(x, 1.0)) + 0.7 / N - 9.0 / N**2)
+
+    small = NS(curves=(curve(10, G), curve(100, G), curve(200, G[:3])))
+    big = NS(curves=(curve(400, G), curve(800, G[1:])))
+    out = limit_vs_theory([small, big], coupling=3.0, h=0.0, min_N=50)
+    assert np.allclose(out["G"], G) and list(out["curves"]) == [100, 200, 400, 800]
+    assert out["limit"]["n_sizes"].tolist() == [3, 4, 4, 3]
+    assert np.allclose(out["theory"].IM_per_N, exact, atol=1e-14)
+    # four sizes resolve the 1/N^2 term exactly; three are fitted by a line, with a bias
+    assert np.allclose(out["comparison"]["difference"][1:3], 0.0, atol=1e-10)
+    assert np.all(np.abs(out["comparison"]["difference"]) < 1e-3)
+    with pytest.raises(ModelError, match="no finite-N curve"):
+        limit_vs_theory([small], coupling=3.0, h=0.0, min_N=1000)

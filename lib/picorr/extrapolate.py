@@ -97,3 +97,30 @@ def extrapolate_curves(Ns, Gammas, values, *, min_N: int = 1) -> dict[str, np.nd
         out["limit"].append(e.limit), out["error"].append(e.error)
         out["model"].append(e.model), out["n_sizes"].append(int(ok.sum()))
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def compare_with_theory(extrap: dict, theory) -> dict[str, np.ndarray]:
+    """The extrapolation (:func:`extrapolate_curves`) against the theory, point by point.
+
+    ``theory`` holds the theory's value at each of ``extrap["Gamma"]`` (evaluated there, not
+    interpolated). Returns the arrays of ``extrap`` plus ``theory``, ``difference`` (limit
+    minus theory), ``sigma`` (difference over the error bar; NaN where the error bar is not
+    known) and ``consistent`` (|difference| <= error bar), and the summary ``n_consistent``,
+    ``n_compared`` (points with a finite limit and error bar) and ``worst`` (the index of the
+    largest |sigma|, -1 when nothing is compared).
+    """
+    limit = np.asarray(extrap["limit"], float)
+    error = np.asarray(extrap["error"], float)
+    theory = np.asarray(theory, float)
+    if theory.shape != limit.shape:
+        raise ModelError(f"theory must have one value per Gamma ({limit.size}), got shape "
+                         f"{theory.shape}")
+    diff = limit - theory
+    known = np.isfinite(diff) & np.isfinite(error) & (error > 0)
+    sigma = np.full(diff.shape, np.nan)
+    sigma[known] = diff[known] / error[known]
+    consistent = known & (np.abs(diff) <= error)
+    worst = int(np.nanargmax(np.abs(sigma))) if known.any() else -1
+    return {**extrap, "theory": theory, "difference": diff, "sigma": sigma,
+            "consistent": consistent, "n_consistent": int(consistent.sum()),
+            "n_compared": int(known.sum()), "worst": worst}

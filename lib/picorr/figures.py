@@ -283,6 +283,30 @@ def curves_on_grid(datas, G, *, min_N: int = 1) -> dict[int, np.ndarray]:
     return {n: y for n, y in sorted(out.items()) if np.isfinite(y).any()}
 
 
+def limit_vs_theory(datas, *, coupling: float, h: float, gamma: float = 1.0, min_N: int = 1,
+                    G=None, workers: int | None = 1) -> dict:
+    """The finite-N curves of ``datas`` (:class:`FigureData`) extrapolated to N -> infinity
+    at every Gamma of ``G`` (default: every Gamma any curve has) and compared, point by
+    point, with the theory evaluated at those Gammas (:func:`theory_curve`).
+
+    Returns ``{"G", "curves": {N: I_M/N on G}, "limit": extrapolation, "comparison":
+    compare_with_theory(...), "theory": Curve}`` (sizes below ``min_N`` are left out).
+    """
+    from .extrapolate import compare_with_theory, extrapolate_curves
+
+    if G is None:
+        G = np.unique(np.round(np.concatenate([c.x for d in datas for c in d.curves
+                                               if c.N is not None]), 9))
+    G = _grid(G, "G")
+    curves = curves_on_grid(datas, G, min_N=min_N)
+    if not curves:
+        raise ModelError(f"no finite-N curve with N >= {min_N} has a point on the grid")
+    limit = extrapolate_curves(list(curves), G, np.array(list(curves.values())), min_N=min_N)
+    theory = theory_curve(G, coupling=coupling, h=h, gamma=gamma, workers=workers)
+    return {"G": G, "curves": curves, "limit": limit, "theory": theory,
+            "comparison": compare_with_theory(limit, theory.IM_per_N)}
+
+
 def convergence(curves, Gamma: float, *, atol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     """``(N, I_M/N)`` at ``Gamma`` on each curve whose grid contains it (within ``atol``),
     for plots of the approach to the N -> infinity limit."""

@@ -16,6 +16,8 @@ import numpy as np
 
 __all__ = [
     "fig1_panel",
+    "plot_limit",
+    "difference_panel",
     "STYLE",
     "THEORY_COLOR",
     "use_style",
@@ -192,13 +194,38 @@ def annotate_panel(ax, text: str) -> None:
     ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", ha="left", fontweight="bold")
 
 
-def fig1_panel(ax, data, theory, title: str) -> None:
+def plot_limit(ax, extrap: dict, **kwargs) -> None:
+    """The N -> infinity extrapolation (:func:`picorr.extrapolate.extrapolate_curves`):
+    squares with their error bars."""
+    kw = {"fmt": "s", "ms": 3.5, "color": "C3", "capsize": 2,
+          "label": r"extrapolated $N \to \infty$", **kwargs}
+    ax.errorbar(extrap["Gamma"], extrap["limit"], yerr=extrap["error"], **kw)
+
+
+def difference_panel(ax, comparison: dict) -> None:
+    """Extrapolation minus theory with its error bar, point by point
+    (:func:`picorr.extrapolate.compare_with_theory`); filled where they agree within it."""
+    G, d, e = comparison["Gamma"], comparison["difference"], comparison["error"]
+    ok = comparison["consistent"]
+    ax.axhline(0.0, color=THEORY_COLOR, lw=1.2)
+    ax.errorbar(G[ok], d[ok], yerr=e[ok], fmt="s", ms=3.5, color="C3", capsize=2,
+                label="within its error bar")
+    ax.errorbar(G[~ok], d[~ok], yerr=e[~ok], fmt="s", ms=3.5, mfc="white", color="C3",
+                capsize=2, label="outside")
+    ax.set_xlabel(r"$\Gamma/\gamma$")
+    ax.set_ylabel("extrapolated − theory")
+
+
+def fig1_panel(ax, data, theory, title: str, limit: dict | None = None) -> None:
     """One panel of Fig. 1: the theory curve, the finite-N curves of ``data`` (a
-    :class:`picorr.figures.FigureData`) coloured by N, the Hopf point Gamma = gamma."""
+    :class:`picorr.figures.FigureData`) coloured by N, the Hopf point Gamma = gamma, and
+    the extrapolation ``limit`` (see :func:`plot_limit`) when given."""
     plot_theory(ax, theory.x, theory.IM_per_N)
     cols = size_colors(data.sizes)
     for c in data.curves:
         plot_finite_n(ax, c.x, c.IM_per_N, c.N, color=cols[c.N])
+    if limit is not None:
+        plot_limit(ax, limit)
     ax.axvline(1.0, color="0.6", lw=0.8, ls="--")
     im_axes(ax)
     ax.set_xlim(0, 4.1)
