@@ -149,6 +149,15 @@ def test_command_line_gives_each_local_worker_its_share_of_the_cores(tmp_path):
     assert SolverSettings(blas_threads=2).criteria() == SolverSettings().criteria()
 
 
+def test_each_local_point_runs_in_a_fresh_process(tmp_path):
+    """A long-lived worker kept the heap of its earlier points (module doc of
+    ``local_executor``), so every point gets its own process: three points on one worker
+    are computed by three different processes, none of them this one."""
+    run_sweep(grid([6], 3.0, [0.5], [1.0, 2.0, 3.0], 1.0), tmp_path, workers=1, progress=False)
+    pids = {json.loads(f.read_text())["meta"]["pid"] for f in tmp_path.glob("*.json")}
+    assert len(pids) == 3 and os.getpid() not in pids
+
+
 def test_resume_reuses_and_staleness_is_refused(tmp_path):
     pts = grid([8, 12], 3.0, [0.0], [1.0, 2.0, 3.0], 1.0)
     run_sweep(pts, tmp_path, workers=1, progress=False)
