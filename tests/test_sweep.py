@@ -158,6 +158,21 @@ def test_each_local_point_runs_in_a_fresh_process(tmp_path):
     assert len(pids) == 3 and os.getpid() not in pids
 
 
+def test_a_pool_point_records_the_provenance_read_when_the_pool_was_made(monkeypatch):
+    """Pool workers run the code their fork server imported when the pool was made, so a
+    point records the submitter's reading of the checkout then, not the checkout at the
+    time the point starts (a commit made during a long sweep)."""
+    import picorr.sweep as sw
+
+    then = {"picorr_version": "0", "git_commit": "abc", "git_dirty": False}
+    monkeypatch.setattr(sw, "_POOL_PROVENANCE", then)
+    (p,) = grid([4], 3.0, [0.0], [1.0], 1.0)
+    rec = sw.compute_point(p, SolverSettings())
+    assert {k: rec["meta"][k] for k in then} == then
+    monkeypatch.setattr(sw, "_POOL_PROVENANCE", None)  # outside a pool: the own checkout
+    assert sw.compute_point(p, SolverSettings())["meta"]["git_commit"] == sw._provenance()["git_commit"]
+
+
 def test_resume_reuses_and_staleness_is_refused(tmp_path):
     pts = grid([8, 12], 3.0, [0.0], [1.0, 2.0, 3.0], 1.0)
     run_sweep(pts, tmp_path, workers=1, progress=False)

@@ -340,7 +340,8 @@ def compute_point(point: Point, settings: SolverSettings) -> dict:
     started = _utc_now()
     t0 = time.perf_counter()
     base = {**point.params(), "model": "lmg", "settings": settings.as_dict()}
-    meta = {"format": FORMAT, **_provenance(), "host": socket.gethostname(),
+    provenance = _POOL_PROVENANCE or _provenance()
+    meta = {"format": FORMAT, **provenance, "host": socket.gethostname(),
             "pid": os.getpid(), "started": started, "malloc_restored": malloc_restored}
     try:
         res = steady_state(point.model(), method=settings.method, tol=settings.tol,
@@ -535,12 +536,23 @@ def _exit_with(conn) -> None:
     threading.Thread(target=watch, name="picorr-parent-watch", daemon=True).start()
 
 
-def _init_worker(blas_threads: int, parent_alive=None) -> None:
+#: The provenance of the code a local pool runs, from the submitting process (see
+#: :func:`_init_worker`); None in other processes, which read their own checkout.
+_POOL_PROVENANCE: dict | None = None
+
+
+def _init_worker(blas_threads: int, parent_alive=None, provenance: dict | None = None) -> None:
     """Pool-worker initializer: at most ``blas_threads`` BLAS/OpenMP threads, leave Ctrl-C
     to the submitting process, and exit when that process has gone (``parent_alive``, see
-    :func:`_exit_with`)."""
-    global _THREAD_LIMIT
+    :func:`_exit_with`).
+
+    ``provenance`` is what the submitting process read of its checkout when the pool was
+    made. The workers run the code their fork server imported then, so a point records that,
+    not the checkout's state when the point starts (a commit made during a long sweep)."""
+    global _THREAD_LIMIT, _POOL_PROVENANCE
     from threadpoolctl import threadpool_limits
+
+    _POOL_PROVENANCE = provenance
 
     if parent_alive is not None:
         _exit_with(parent_alive)
@@ -571,7 +583,8 @@ def local_executor(workers: int | None = None) -> cf.ProcessPoolExecutor:
     budget = max(1, available_cores() // workers)
     alive_r, alive_w = ctx.Pipe(duplex=False)
     ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1,
-                                initializer=_init_worker, initargs=(budget, alive_r))
+                                initializer=_init_worker,
+                                initargs=(budget, alive_r, _provenance.__wrapped__()))
     ex._picorr_alive = (alive_r, alive_w)  # open as long as the pool (closing ends workers)
     return ex
 
