@@ -572,9 +572,9 @@ def local_executor(workers: int | None = None) -> cf.ProcessPoolExecutor:
     file descriptor of the submitting process, such as the directory lock, is inherited).
     Each worker computes one point and exits (``max_tasks_per_child=1``):
     a long-lived worker kept the heap of its earlier points even after ``malloc_trim``
-    (measured at N = 800, two threads: 10.7 GB after its first point, 18.3 GB at the end of
-    its second, 19.7 GB into its third, against 11.5 GB for the same points run one per
-    process), so the memory check refused or the machine ran out. A fresh process also
+    (measured at N = 800, two threads: a peak of 10.7 GB in its first point, 18.3 GB in its
+    second, over 19.7 GB into its third; that third point alone in a fresh process: 11.2 GB),
+    so that the memory check refuses, or the machine runs out. A fresh process also
     makes each point's recorded peak memory its own.
     """
     workers = workers or available_cores()
