@@ -258,7 +258,9 @@ def test_piqs_comparison_table_lists_each_size_with_its_speedup_and_difference(t
     def rec(N, tq, tp, dI):
         return {"N": N, "piqs_wall": tq, "piqs_peak_gb": 1.5, "picorr_wall": tp,
                 "picorr_peak_gb": 0.1, "speedup": tq / tp, "picorr_IM_per_N": 0.25,
-                "IM_per_N_difference": dI, "piqs_residual": 3e-9, "qutip": "5.3.1"}
+                "IM_per_N_difference": dI, "piqs_residual": 3e-9, "qutip": "5.3.1",
+                "piqs_trace_error": 2e-9 if N == 40 else 5e-10,
+                "picorr_relative_residual": 1e-16}
 
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
@@ -270,6 +272,12 @@ def test_piqs_comparison_table_lists_each_size_with_its_speedup_and_difference(t
     assert t[3] == "| 60 | 120.0 | 1.50 | 1.50 | 0.10 | 80x | 0.2500000000 | 2.0e-08 | 3.0e-09 |"
     assert t[-1] == "Measured today at commit `abc`, 2 cores, QuTiP 5.3.1, with `bench`."
     assert out["largest"]["N"] == 60 and out["worst_difference"] == 4e-8
+    assert out["text"] == (
+        "At $N = 60$ the block solver is 80 times faster than PIQS, whole process against "
+        "whole process (1.5 s against 120 s, 0.10 GB against 1.5 GB). The two values of "
+        "$I_M/N$ differ by at most 4e-08. QuTiP's steady states leave a residual "
+        "$\\lVert \\mathcal L \\rho \\rVert$ of up to 3e-09 and a trace error of up to 2e-09; "
+        "the block solver's relative residual is at most 1e-16.")
     path.write_text(json.dumps({"meta": {}, "records": []}))
     with pytest.raises(ValueError, match="no records"):
         piqs_comparison(path)
