@@ -175,6 +175,23 @@ def test_data_note_names_the_source_and_the_command(tmp_path):
     assert "computed live" in text and live.command in text and "N = 6" in text
 
 
+def test_data_note_says_which_points_of_an_unfinished_sweep_are_missing(tmp_path):
+    from picorr.figures import data_note, fig1_data
+    from picorr.sweep import grid, run_sweep
+
+    run_sweep(grid([4, 6], 3.0, [0.0], [1.0, 1.5], 1.0), tmp_path / "data" / "part", workers=1,
+              progress=False)
+    kw = dict(coupling=3.0, h=0.0, gamma=1.0, sizes=[4, 6], live_sizes=[4], live_Gammas=[1.0],
+              root=tmp_path)
+    part = fig1_data("part", grid=(1.0, 2.0, 0.5), **kw)
+    assert part.missing == ((4, 2.0), (6, 2.0)) and part.expected == 6
+    text = data_note(part)
+    assert "holds 4 of its 6 points (missing: N = 4 at Γ = 2; N = 6 at Γ = 2)" in text
+    assert part.command in text
+    whole = fig1_data("part", grid=(1.0, 1.5, 0.5), **kw)
+    assert whole.missing == () and "not finished" not in data_note(whole)
+
+
 def test_fig1_panel_draws_theory_and_every_size():
     import matplotlib.pyplot as plt
     from picorr import plotting

@@ -189,6 +189,9 @@ class FigureData:
     command : str                -- the command that writes ``path`` at full size
     params : dict                -- coupling, h, gamma
     seconds : float              -- time spent loading or computing
+    missing : tuple              -- ``(N, Gamma)`` points of that command not in ``path``
+                                    (loaded data only; a sweep not finished yet)
+    expected : int               -- how many points that command computes
     """
 
     curves: tuple
@@ -197,6 +200,8 @@ class FigureData:
     command: str
     params: dict
     seconds: float
+    missing: tuple = ()
+    expected: int = 0
 
     @property
     def sizes(self) -> list[int]:
@@ -260,7 +265,13 @@ def fig1_data(name: str, *, coupling: float, h: float, gamma: float = 1.0, sizes
         curves = _curves_from_sweep(load_sweep(path), params)
         if not curves:
             raise ModelError(f"{path} holds no points with h = {h:g}")
-        return FigureData(curves, "data", path, command, params, time.perf_counter() - t0)
+        G = np.unique(np.round(np.concatenate([np.arange(a, b + s / 2, s) for a, b, s in ranges]),
+                               9))
+        have = {(c.N, round(float(x), 9)) for c in curves for x in c.x}
+        missing = tuple((int(n), float(g)) for n in sizes for g in G
+                        if (int(n), round(float(g), 9)) not in have)
+        return FigureData(curves, "data", path, command, params, time.perf_counter() - t0,
+                          missing, len(sizes) * G.size)
     curves = tuple(finite_n_curve(int(n), coupling, h, live_Gammas, gamma) for n in sorted(live_sizes))
     return FigureData(curves, "live", path, command, params, time.perf_counter() - t0)
 
@@ -511,5 +522,13 @@ def data_note(d: FigureData) -> str:
             f"({d.seconds:.0f} s). The full data are produced by\n\n"
             f"```bash\n{d.command}\n```\n\nand this page then loads them.\n:::"
         )
+    if not d.missing:
+        return (f":::{{note}}\nThe finite-N points below are loaded from `data/{d.path.name}`, "
+                f"written by `{d.command}`.\n:::")
+    lacking = "; ".join(
+        f"N = {n} at Γ = " + ", ".join(f"{g:g}" for m, g in d.missing if m == n)
+        for n in dict.fromkeys(m for m, _ in d.missing))
     return (f":::{{note}}\nThe finite-N points below are loaded from `data/{d.path.name}`, "
-            f"written by `{d.command}`.\n:::")
+            f"written by `{d.command}`. That sweep is not finished: the directory holds "
+            f"{d.expected - len(d.missing)} of its {d.expected} points (missing: {lacking}). Running "
+            f"the command again computes the missing points and reuses the others.\n:::")
