@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from picorr.extrapolate import compare_with_theory, extrapolate, extrapolate_curves
+from picorr.extrapolate import (compare_with_theory, extrapolate, extrapolate_curves,
+                                max_difference_away_from, misses)
 from picorr.models import ModelError
 
 SIZES = np.array([50, 100, 200, 400, 800])
@@ -86,3 +87,20 @@ def test_comparison_without_any_error_bar_compares_nothing():
     ex = extrapolate_curves([100, 200], [1.0], np.array([[0.29], [0.295]]))
     c = compare_with_theory(ex, [0.3])
     assert c["n_compared"] == 0 and c["worst"] == -1 and not c["consistent"].any()
+
+
+def test_misses_and_the_largest_difference_away_from_a_point():
+    """On a hand-made comparison: which points miss their error bar inside a Gamma range,
+    and the largest |difference| further than a margin from a transition."""
+    comp = {"Gamma": np.array([0.8, 1.0, 1.2, 2.0, 2.5, 3.4, 3.5]),
+            "difference": np.array([0.5, -0.9, 0.02, -0.03, 0.004, 0.001, np.nan]),
+            "sigma": np.array([10.0, -9.0, 0.5, -3.0, 2.0, 0.1, np.nan]),
+            "consistent": np.array([False, False, True, False, False, True, False])}
+    assert misses(comp).tolist() == [0.8, 1.0, 2.0, 2.5]  # not 3.5: nothing compared there
+    assert misses(comp, 2.0, 3.4).tolist() == [2.0, 2.5]  # both ends included
+    assert misses(comp, 2.0 + 1e-12, 3.4).tolist() == [2.0, 2.5]  # grid round-off
+    assert max_difference_away_from(comp, 1.0, 0.3) == pytest.approx(0.03)
+    assert max_difference_away_from(comp, 1.0, 0.0) == pytest.approx(0.5)
+    assert np.isnan(max_difference_away_from(comp, 1.0, 10.0))
+    with pytest.raises(ModelError, match="margin must be >= 0"):
+        max_difference_away_from(comp, 1.0, -0.1)

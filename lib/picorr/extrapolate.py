@@ -124,3 +124,24 @@ def compare_with_theory(extrap: dict, theory) -> dict[str, np.ndarray]:
     return {**extrap, "theory": theory, "difference": diff, "sigma": sigma,
             "consistent": consistent, "n_consistent": int(consistent.sum()),
             "n_compared": int(known.sum()), "worst": worst}
+
+
+def misses(comparison: dict, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """The Gamma values in ``[lo, hi]`` at which the extrapolation of
+    :func:`compare_with_theory` is compared with the theory and lies outside its error bar."""
+    G = np.asarray(comparison["Gamma"], float)
+    missed = ~np.asarray(comparison["consistent"]) & np.isfinite(comparison["sigma"])
+    eps = 1e-9 * max(1.0, float(np.nanmax(np.abs(G)))) if G.size else 0.0
+    return G[missed & (G >= lo - eps) & (G <= hi + eps)]
+
+
+def max_difference_away_from(comparison: dict, centre: float, margin: float) -> float:
+    """The largest |extrapolation - theory| over the Gamma values further than ``margin``
+    from ``centre`` (e.g. away from a transition where finite-size effects are largest);
+    NaN when no such point has a finite difference."""
+    if not margin >= 0:
+        raise ModelError(f"margin must be >= 0, got {margin}")
+    G = np.asarray(comparison["Gamma"], float)
+    d = np.abs(np.asarray(comparison["difference"], float))
+    far = (np.abs(G - centre) > margin) & np.isfinite(d)
+    return float(d[far].max()) if far.any() else float("nan")
