@@ -176,7 +176,7 @@ def test_data_note_names_the_source_and_the_command(tmp_path):
 
 
 def test_data_note_says_which_points_of_an_unfinished_sweep_are_missing(tmp_path):
-    from picorr.figures import data_note, fig1_data
+    from picorr.figures import coverage, data_note, fig1_data
     from picorr.sweep import grid, run_sweep
 
     run_sweep(grid([4, 6], 3.0, [0.0], [1.0, 1.5], 1.0), tmp_path / "data" / "part", workers=1,
@@ -190,6 +190,10 @@ def test_data_note_says_which_points_of_an_unfinished_sweep_are_missing(tmp_path
     assert part.command in text
     whole = fig1_data("part", grid=(1.0, 1.5, 0.5), **kw)
     assert whole.missing == () and "not finished" not in data_note(whole)
+    assert coverage(part) == "4 of its 6 points so far, at Γ/γ = 1, 1.5"
+    assert coverage(whole) == "all 4 points of its grid, Γ/γ = 1 … 1.5"
+    live = fig1_data("absent", grid=(1.0, 2.0, 0.5), **kw)
+    assert coverage(live).startswith("none in this checkout")
 
 
 def test_fig1_panel_draws_theory_and_every_size():

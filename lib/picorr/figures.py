@@ -508,6 +508,19 @@ def local_minima(x, y, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     return x[i[ok]]
 
 
+def coverage(d: FigureData) -> str:
+    """Plain text for the prose: which of its sweep's points ``d`` holds ("all 15 points of
+    its grid, Γ/γ = 2 … 3.4", "9 of its 15 points so far, at Γ/γ = …", or none when the
+    page computed a smaller version live)."""
+    if d.live:
+        return "none in this checkout (see the note above the figure)"
+    G = np.unique(np.round(np.concatenate([c.x for c in d.curves]), 9))
+    if not d.missing:
+        return f"all {d.expected} points of its grid, Γ/γ = {G[0]:g} … {G[-1]:g}"
+    return (f"{d.expected - len(d.missing)} of its {d.expected} points so far, at Γ/γ = "
+            + ", ".join(f"{g:g}" for g in G))
+
+
 def data_note(d: FigureData) -> str:
     """MyST text of an admonition saying where the finite-N points of a Fig. 1 panel come
     from: loaded from ``data/`` (with the command that wrote them), or computed live at
