@@ -438,6 +438,22 @@ def test_threads_do_not_change_the_result():
     np.testing.assert_allclose(one.state.rho, two.state.rho, atol=1e-13)
 
 
+def test_small_systems_run_their_sectors_in_one_thread(monkeypatch):
+    """Without a thread count, systems below SERIAL_BELOW unknowns use one thread and larger
+    ones every core (forced to two here); the choice is recorded and does not change the
+    answer."""
+    from picorr.steady import krylov
+
+    monkeypatch.setattr(krylov, "default_threads", lambda: 2)
+    model = lmg(33, 3.0, -0.5, 1.68, 1.0)
+    small = steady_state(model, method="krylov")
+    assert small.info["threads"] == 1
+    monkeypatch.setattr(krylov, "SERIAL_BELOW", 10)
+    big = steady_state(model, method="krylov")
+    assert big.info["threads"] == 2
+    assert abs(small.IM_per_N - big.IM_per_N) < 1e-13
+
+
 @pytest.mark.parametrize("window", [None, 6])
 def test_residual_from_half_the_rows_equals_the_full_residual(window):
     """Krylov solves keep only the q >= 0 rows of L; the reported residual must equal
