@@ -158,6 +158,48 @@ def test_each_local_point_runs_in_a_fresh_process(tmp_path):
     assert len(pids) == 3 and os.getpid() not in pids
 
 
+def test_an_isolated_point_is_computed_in_a_child_process():
+    """compute_point_isolated gives the in-process record's numbers, from another process
+    whose peak memory is its own."""
+    import picorr.sweep as sw
+
+    (p,) = grid([8], 3.0, [0.5], [1.0], 1.0)
+    here = sw.compute_point(p, SolverSettings())
+    child = sw.compute_point_isolated(p, SolverSettings())
+    assert child["meta"]["pid"] != os.getpid()
+    assert abs(child["IM_per_N"] - here["IM_per_N"]) < 1e-14
+    np.testing.assert_allclose(child["m"], here["m"], atol=1e-14)
+    assert 0 < child["peak_rss_gb"] < 1.0
+
+
+def test_a_child_that_dies_is_a_lost_worker_not_a_result(monkeypatch, tmp_path):
+    """A child killed (e.g. by the out-of-memory killer) or failing outside the solve raises
+    PointProcessDied, which the runner resubmits like a lost worker and finally gives up;
+    points below ISOLATE_FROM_N run in the worker itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import picorr.sweep as sw
+
+    (p,) = grid([8], 3.0, [0.5], [1.0], 1.0)
+    monkeypatch.setattr(sw, "_child_command", lambda: [
+        sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    with pytest.raises(sw.PointProcessDied, match="killed by signal 9"):
+        sw.compute_point_isolated(p, SolverSettings())
+    monkeypatch.setattr(sw, "ISOLATE_FROM_N", 8)
+    with ThreadPoolExecutor(1) as ex:  # an executor of the caller's, like Dask's
+        rep = run_sweep(grid([4, 8], 3.0, [0.5], [1.0], 1.0), tmp_path, executor=ex,
+                        progress=False, max_attempts=2)
+    assert rep.computed == 1 and rep.resubmitted == 1
+    ((key, why),) = rep.failed
+    assert key == p.key and "PointProcessDied" in why and "signal 9" in why
+    (done,) = tmp_path.glob("*.json")  # N = 4, below ISOLATE_FROM_N: in this process
+    assert done.name.startswith("N=4_") and json.loads(done.read_text())["meta"]["pid"] == os.getpid()
+    monkeypatch.setattr(sw, "_child_command", lambda: [
+        sys.executable, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(3)"])
+    with pytest.raises(sw.PointProcessDied, match="exited with status 3: boom"):
+        sw.compute_point_isolated(p, SolverSettings())
+
+
 def test_a_pool_point_records_the_provenance_read_when_the_pool_was_made(monkeypatch):
     """Pool workers run the code their fork server imported when the pool was made, so a
     point records the submitter's reading of the checkout then, not the checkout at the

@@ -119,6 +119,22 @@ def test_cluster_gives_the_local_numbers(cluster, tmp_path):
     assert {r["meta"]["pid"] for r in remote.records} <= worker_pids
 
 
+def test_isolated_points_run_in_fresh_children_of_the_workers(cluster, tmp_path):
+    """With isolation (the default from ISOLATE_FROM_N on) each point runs in a fresh child
+    of a worker: its record's process is no worker and no other point's, so its memory
+    and recorded peak are its own; the numbers equal the local ones."""
+    pts = grid([6], 3.0, [0.5], [0.5, 1.0, 1.5, 2.0], 1.0)
+    ex = cluster.client.get_executor(pure=False)
+    rep = run_sweep(pts, tmp_path / "iso", executor=ex, progress=False, isolate=True)
+    assert rep.computed == 4 and not rep.failed
+    run_sweep(pts, tmp_path / "local", workers=1, progress=False)
+    iso, local = load_sweep(tmp_path / "iso"), load_sweep(tmp_path / "local")
+    np.testing.assert_allclose(iso.IM_per_N, local.IM_per_N, rtol=0, atol=1e-12)
+    pids = [r["meta"]["pid"] for r in iso.records]
+    worker_pids = set(cluster.client.run(os.getpid).values())
+    assert len(set(pids)) == 4 and not set(pids) & worker_pids
+
+
 def test_worker_killed_mid_sweep_loses_only_its_point(cluster, tmp_path):
     cluster.start_worker("victim")
     cluster.client.wait_for_workers(3, timeout=60)

@@ -60,6 +60,8 @@ __all__ = [
     "plan_sweep",
     "run_sweep",
     "compute_point",
+    "compute_point_isolated",
+    "PointProcessDied",
     "local_executor",
     "write_atomic",
     "load_sweep",
@@ -360,6 +362,53 @@ def compute_point(point: Point, settings: SolverSettings) -> dict:
     return out
 
 
+#: On an executor other than the local pool (a Dask cluster, whose worker processes live
+#: for many points), points from this N on are computed in a fresh child process each.
+#: A long-lived process keeps the heap of its earlier points: measured at N = 800 with two
+#: threads, one worker peaked at 10.7, 18.3 and over 19.7 GB in its first three points,
+#: where a fresh process needs 11.2 GB. Below this N a point costs less than the child's
+#: start (about a second).
+ISOLATE_FROM_N = 200
+
+
+class PointProcessDied(RuntimeError):
+    """The child process computing a point died (killed, e.g. out of memory) or failed
+    outside the solve; the runner treats it like a lost worker and resubmits the point."""
+
+
+def _child_command() -> list[str]:
+    return [sys.executable, "-c", "from picorr.sweep import _child_main; _child_main()"]
+
+
+def _child_main() -> None:
+    """Entry point of the child of :func:`compute_point_isolated`: a point and settings as
+    JSON on stdin, its record as one JSON line on stdout."""
+    job = json.loads(sys.stdin.read())
+    rec = compute_point(Point(**job["point"]), SolverSettings(**job["settings"]))
+    sys.stdout.write(json.dumps(plain(rec)) + "\n")
+
+
+def compute_point_isolated(point: Point, settings: SolverSettings) -> dict:
+    """:func:`compute_point` in a fresh Python process, so that the point's memory (and its
+    recorded peak) is its own and is all returned to the system when it ends. Raises
+    :class:`PointProcessDied` when the child does not return a record."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    job = json.dumps({"point": point.params(), "settings": settings.as_dict()})
+    proc = subprocess.run(_child_command(), input=job, capture_output=True, text=True, env=env)
+    if proc.returncode < 0:
+        raise PointProcessDied(f"the process computing {point.key} was killed by signal "
+                               f"{-proc.returncode} (out of memory?)")
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()
+        raise PointProcessDied(f"the process computing {point.key} exited with status "
+                               f"{proc.returncode}: {tail[-1] if tail else 'no output'}")
+    return json.loads(lines[-1])
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -636,6 +685,7 @@ def run_sweep(
     recompute_stale: bool = False,
     progress: bool = True,
     max_attempts: int = 3,
+    isolate: bool | None = None,
 ) -> SweepReport:
     """Compute every point not already finished in ``out`` and store each as it finishes.
 
@@ -655,6 +705,10 @@ def run_sweep(
     max_attempts : int
         A point whose worker died this many times (or a local pool that broke this many
         times in a row without finishing a point) is given up.
+    isolate : bool, optional
+        On ``executor``: compute each point in a fresh child process of the worker
+        (:func:`compute_point_isolated`). Default (None): for points with
+        ``N >= ISOLATE_FROM_N``. The local pool gives every point a fresh process anyway.
 
     Returns
     -------
@@ -704,7 +758,9 @@ def run_sweep(
                 bar.write(f"picorr: {msg}", file=sys.stderr)
 
             def submit(p):
-                pending[ex.submit(compute_point, p, settings)] = p
+                alone = not own_pool and (p.N >= ISOLATE_FROM_N if isolate is None else isolate)
+                fn = compute_point_isolated if alone else compute_point
+                pending[ex.submit(fn, p, settings)] = p
 
             def finish(p, rec):
                 if "error" in rec:
@@ -809,8 +865,9 @@ class SweepTable:
     ``residual``, ``relative_residual``, ``trace``, ``hermiticity_error``,
     ``min_eigenvalue``, ``iterations``, ``method`` (used) and ``tol`` (requested), and the
     cost ``seconds``, ``peak_rss_gb`` (the peak of the process that computed the point: its
-    own in a local sweep, where each point has a fresh process; on a cluster, whose workers
-    run several points, an upper bound for this one). ``keys`` are the file stems,
+    own in a local sweep, where each point has a fresh process, and on a cluster from
+    ``ISOLATE_FROM_N`` on; for smaller points on a cluster, whose workers run several of
+    them, an upper bound for this one). ``keys`` are the file stems,
     ``records`` the full JSON records (with ``settings`` and ``meta``).
     """
 
