@@ -17,12 +17,11 @@ import numpy as np
 
 from ..dicke import BlockLayout
 from ..information import NegativeEigenvalueError, correlations
-from ..liouvillian import liouvillian
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
 from .krylov import assemble_fold, solve_fold
-from .memory import InsufficientMemoryError, check_memory
+from .memory import InsufficientMemoryError, available_bytes, check_memory, estimate_peak_bytes
 from .support import MASK_EPS, embed, predict_rows, support_fraction, widened
 
 #: From this N on, the window method leaves out the (J, M) rows where the state is
@@ -91,6 +90,38 @@ def tail_estimate(changes: list[float]) -> tuple[float, float]:
     return (d * r / (1 - r) if r <= GEOMETRIC_RATIO else d), r
 
 
+class OuterSizeMemoryError(InsufficientMemoryError):
+    """A larger N than the one being solved (the solve is its coarse solve) cannot fit."""
+
+
+def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
+                      max_memory: float | None = None, mask_eps: float = MASK_EPS,
+                      window_tol: float = 1e-9) -> None:
+    """Refuse early the sizes ``sizes`` that cannot fit, from a solved smaller ``coarse``.
+
+    For each N the estimate of :mod:`.memory` is taken on a lower bound of its layout: the
+    window that ``coarse`` needed (the needed window grows with N) and the support mask
+    predicted from ``coarse`` (from a smaller N the large-deviation prediction keeps fewer
+    rows: at N = 400, Gamma = 1.68, 55 % from N = 100 against 59 % from N = 200). If even
+    that exceeds ``max_memory`` (default: the memory available), the final check at N
+    would too, so :class:`OuterSizeMemoryError` is raised now instead of after the
+    intermediate solves (for N = 2000: N = 500 and 1000, about 20 minutes)."""
+    if not sizes:
+        return
+    Q = needed_window(coarse.info["scan"], window_tol)
+    limit = available_bytes() if max_memory is None else float(max_memory)
+    for n in sizes:
+        est = estimate_peak_bytes(n, Q, restart, rows=predict_rows(n, coarse.state, eps=mask_eps))
+        if est["total"] > limit:
+            raise OuterSizeMemoryError(
+                f"N = {n} needs at least an estimated {est['total'] / 1e9:.1f} GB of memory "
+                f"({est['factors'] / 1e9:.1f} GB of sector factors at coherence window "
+                f"Q >= {Q}, with the support mask predicted from N = {coarse.state.layout.N}), "
+                f"more than the {limit / 1e9:.1f} GB available; use a smaller N or a machine "
+                "with more memory"
+            )
+
+
 def solve_window(
     model: QubitModel,
     *,
@@ -108,6 +139,7 @@ def solve_window(
     max_memory: float | None = None,
     mask: bool | None = None,
     mask_eps: float = MASK_EPS,
+    outer: tuple = (),
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
 
@@ -133,6 +165,10 @@ def solve_window(
     one line of text per window. Before each window the peak memory is estimated
     (:mod:`.memory`); a window predicted to need more than ``max_memory`` bytes (default:
     the memory available) raises :class:`.InsufficientMemoryError` instead of starting.
+    ``outer`` (set by the recursion) lists the larger N this solve is the coarse solve of:
+    each masked level bounds their memory from below as soon as its own coarse state is
+    known (:func:`check_outer_sizes`), so a size that cannot fit is refused after the
+    cheap smallest solve, not after the expensive intermediate ones.
     """
     t0 = time.perf_counter()
     N = model.N
@@ -146,11 +182,16 @@ def solve_window(
                                   negativity_tol=negativity_tol, step=step,
                                   gmres_tol=gmres_tol, restart=restart, maxiter=maxiter,
                                   progress=progress, threads=threads,
-                                  max_memory=max_memory, mask_eps=mask_eps)
+                                  max_memory=max_memory, mask_eps=mask_eps,
+                                  outer=(N,) + tuple(outer))
+        except OuterSizeMemoryError:
+            raise
         except InsufficientMemoryError as exc:
             raise InsufficientMemoryError(
                 f"the support mask for N = {N} needs the steady state at N = {N // 2}: {exc}"
             ) from None
+        check_outer_sizes(tuple(outer), coarse, restart=restart, max_memory=max_memory,
+                          mask_eps=mask_eps, window_tol=window_tol)
         rows = predict_rows(N, coarse.state, eps=mask_eps)
         if start is None:
             start = start_from_coarse(needed_window(coarse.info["scan"], window_tol), step)
@@ -168,9 +209,12 @@ def solve_window(
         estimate = check_memory(N, Q, restart, max_memory, rows=rows)
         layout = BlockLayout(N, Q, rows=rows)
         x0 = None if prev is None else embed(prev[1], prev[0], layout)
-        # the residual is taken after the scan, on the last window's (or the widened
-        # mask's) operator; the complex L is not held through the solves
-        fold, _ = assemble_fold(model, layout, keep_operator=False)
+        # the residual is taken after the scan on the last window's operator: kept when
+        # there is no mask (at these sizes it costs less than assembling it again, 0.25 s
+        # of 2.3 s at N = 120); with a mask the residual is taken on the widened mask, so
+        # the complex L (about 95 bytes per real unknown) is not held through the solves
+        L = None  # the previous window's operator is not needed any more
+        fold, L = assemble_fold(model, layout, keep_operator=rows is None)
         rho, its, info = solve_fold(fold, x0_complex=x0, gmres_tol=gmres_tol, restart=restart,
                                     maxiter=maxiter, cache=cache, threads=threads)
         del fold
@@ -210,9 +254,7 @@ def solve_window(
         Q += step
     prev = None
     state = BlockState(layout, rho)
-    if rows is None:
-        L = liouvillian(model, layout, hermitian_rows=True)
-    else:  # the residual on the mask widened by the Liouvillian's reach
+    if rows is not None:  # the residual on the mask widened by the Liouvillian's reach
         state, L, leak = widened(model, layout, rho, hermitian_rows=True)
         info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
                     leak_residual=leak, coarse_seconds=coarse.seconds,
