@@ -9,6 +9,13 @@ and the commit) as the JSON file that the book's chapter 4 plots.
     .venv/bin/python benchmarks/bench_steady.py            # the issue's sizes
     .venv/bin/python benchmarks/bench_steady.py --sizes-h 60,120 --sizes-h0 400,1000
     .venv/bin/python benchmarks/bench_steady.py --out data/benchmarks/steady.json
+
+The book's two files (chapter 4):
+
+    .venv/bin/python benchmarks/bench_steady.py --sizes-h 20,40,60,80,120,200,400,600,800,1000,2000 \
+        --sizes-h0 100,200,400,800,1000,2000,4000,10000 --out data/benchmarks/steady.json
+    .venv/bin/python benchmarks/bench_steady.py --Gamma 2.7 --sizes-h 20,40,60,80,120,200,400,600,800,1000,2000 \
+        --sizes-h0 "" --out data/benchmarks/steady_G2.7.json
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ def run_point(N, h, Gamma, coupling=3.0, gamma=1.0, method="auto", extra=()):
     out, err = proc.stdout.read(), proc.stderr.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        return {"N": N, "h": h, "Gamma": Gamma, "error": err.strip().splitlines()[-1]}
+        return {"N": N, "h": h, "Gamma": Gamma, "wall": wall,
+                "error": err.strip().splitlines()[-1]}
     res = json.loads(out.strip().splitlines()[-1])
     res.update(wall=wall, peak_gb=usage.ru_maxrss * 1024 / 1e9, h=h, Gamma=Gamma)
     return res
@@ -54,7 +62,7 @@ def main(argv=None):
             r = run_point(N, h, args.Gamma)
             records.append(r)
             if "error" in r:
-                print(f"{h:>4} {N:>6} error: {r['error']}")
+                print(f"{h:>4} {N:>6} error after {r['wall']:.1f} s: {r['error']}")
                 continue
             print(f"{h:>4} {N:>6} {r['method']:>8} {r['unknowns']:>10} {r['iterations']:>5} "
                   f"{r['wall']:>8.2f} {r['peak_gb']:>8.2f} {r['relative_residual']:>9.1e} "

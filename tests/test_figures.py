@@ -176,7 +176,7 @@ def test_data_note_names_the_source_and_the_command(tmp_path):
 
 
 def test_data_note_says_which_points_of_an_unfinished_sweep_are_missing(tmp_path):
-    from picorr.figures import coverage, data_note, fig1_data
+    from picorr.figures import coverage, data_note, fig1_data, point_cost
     from picorr.sweep import grid, run_sweep
 
     run_sweep(grid([4, 6], 3.0, [0.0], [1.0, 1.5], 1.0), tmp_path / "data" / "part", workers=1,
@@ -194,6 +194,15 @@ def test_data_note_says_which_points_of_an_unfinished_sweep_are_missing(tmp_path
     assert coverage(whole) == "all 4 points of its grid, Γ/γ = 1 … 1.5"
     live = fig1_data("absent", grid=(1.0, 2.0, 0.5), **kw)
     assert coverage(live).startswith("none in this checkout")
+    # the cost of a point of the largest N, read back from the point files themselves
+    import json
+
+    recs = [json.loads(f.read_text()) for f in (tmp_path / "data" / "part").glob("N=6_*.json")]
+    assert len(recs) == 2
+    minutes, gb = point_cost(whole)
+    assert minutes == pytest.approx(np.median([r["seconds"] for r in recs]) / 60, rel=1e-12)
+    assert gb == max(r["peak_rss_gb"] for r in recs) > 0
+    assert all(np.isnan(point_cost(live)))
 
 
 def test_fig1_panel_draws_theory_and_every_size():
@@ -234,6 +243,21 @@ def test_benchmark_records_load_and_plot(tmp_path):
     lines = {ln.get_label(): ln for ln in a1.get_lines()}
     np.testing.assert_array_equal(lines[r"$h = 0.5\gamma$"].get_ydata(), [6.0, 40.0])
     assert a2.get_yscale() == "log"
+    # a second benchmark at another Gamma adds its h != 0 line, and every line says its Gamma
+    for r in recs:
+        r["Gamma"] = 1.68
+    path.write_text(json.dumps({"meta": {"commit": "x"}, "records": recs}))
+    other = [dict(r, Gamma=2.7, wall=2 * r["wall"]) for r in recs if "error" not in r]
+    path2 = tmp_path / "b2.json"
+    path2.write_text(json.dumps({"meta": {"commit": "x"}, "records": other}))
+    fig, (a1, a2) = plotting.figure(2)
+    plotting.cost_panels(a1, a2, load_benchmark(path), load_benchmark(path2))
+    lines = {ln.get_label(): ln for ln in a1.get_lines()}
+    assert sorted(lines) == sorted(["$h = 0$ (rate equations)",
+                                    r"$h = 0.5\gamma$, $\Gamma = 1.68\gamma$",
+                                    r"$h = 0.5\gamma$, $\Gamma = 2.7\gamma$"])
+    np.testing.assert_array_equal(lines[r"$h = 0.5\gamma$, $\Gamma = 2.7\gamma$"].get_ydata(),
+                                  [12.0, 80.0])
 
 
 def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
@@ -254,6 +278,17 @@ def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
     assert t[3] == "| 0.5 | 400 | window | 37 | 1,598,508 | 55 | 40.0 | 3.70 | 0.2581565980 |"
     assert t[4] == "| 0.5 | 2000 | refused | | | | | | --N 2000: needs 60 GB |"
     assert t[-1] == "Measured today at commit `abc`, 2 cores, with `bench`."
+    for r in recs:
+        r["Gamma"] = 2.7
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": recs}))
+    t = benchmark_table(load_benchmark(path)).splitlines()
+    assert t[-1] == "Measured today at commit `abc`, 2 cores, Γ = 2.7γ, with `bench`."
+    recs[2]["wall"] = 12.84  # how long the refusal took, where the benchmark recorded it
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": recs}))
+    t = benchmark_table(load_benchmark(path)).splitlines()
+    assert t[4] == "| 0.5 | 2000 | refused | | | | 12.8 | | --N 2000: needs 60 GB |"
 
 
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():

@@ -417,10 +417,14 @@ def benchmark_table(bench: dict) -> str:
                         f"{c['unknowns'][i]:,} | {c['iterations'][i]} | {c['wall'][i]:.1f} | "
                         f"{c['peak_gb'][i]:.2f} | {c['IM_per_N'][i]:.10f} |")
     for r in bench["errors"]:
-        rows.append(f"| {r['h']:g} | {r['N']} | refused | | | | | | {r['error']} |")
+        wall = f" {r['wall']:.1f} " if r.get("wall") is not None else " "  # time to refuse
+        rows.append(f"| {r['h']:g} | {r['N']} | refused | | | |{wall}| | {r['error']} |")
     m = bench["meta"]
+    Gs = sorted({float(g) for c in bench["by_h"].values() for g in c.get("Gamma", [])
+                 if g is not None})
+    at = f"Γ = {', '.join(f'{g:g}' for g in Gs)}γ, " if Gs else ""
     return ("\n".join(rows) + f"\n\nMeasured {m['date']} at commit `{m['commit']}`, "
-            f"{m['cores']} cores, with `{m['command']}`.")
+            f"{m['cores']} cores, {at}with `{m['command']}`.")
 
 
 def piqs_comparison(path: Path | str) -> dict:
@@ -519,6 +523,17 @@ def coverage(d: FigureData) -> str:
         return f"all {d.expected} points of its grid, Γ/γ = {G[0]:g} … {G[-1]:g}"
     return (f"{d.expected - len(d.missing)} of its {d.expected} points so far, at Γ/γ = "
             + ", ".join(f"{g:g}" for g in G))
+
+
+def point_cost(d: FigureData) -> tuple[float, float]:
+    """``(minutes, GB)``: the median wall time of a point of the largest N in ``d`` and the
+    largest peak memory among them, as the sweep recorded them (nan where it did not, and
+    for a panel computed live)."""
+    extra = d.curves[-1].extra if d.curves else {}
+    seconds = np.asarray(extra.get("seconds", []), dtype=float)
+    gb = np.asarray(extra.get("peak_rss_gb", []), dtype=float)
+    minutes = float(np.median(seconds) / 60) if seconds.size and not d.live else float("nan")
+    return minutes, (float(np.max(gb)) if gb.size and not d.live else float("nan"))
 
 
 def data_note(d: FigureData) -> str:

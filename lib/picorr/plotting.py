@@ -233,12 +233,20 @@ def fig1_panel(ax, data, theory, title: str, limit: dict | None = None) -> None:
     ax.set_title(title)
 
 
-def cost_panels(ax_time, ax_mem, bench: dict) -> None:
+def cost_panels(ax_time, ax_mem, bench: dict, *more: dict) -> None:
     """Wall time and peak memory against N, log-log, one line per h (from
-    :func:`picorr.figures.load_benchmark`)."""
+    :func:`picorr.figures.load_benchmark`). Further benchmarks ``more`` (the same sizes at
+    other Gamma) add their h != 0 lines, labelled with their Gamma."""
     styles = {0.0: ("C0", "o", "$h = 0$ (rate equations)")}
-    for h, c in bench["by_h"].items():
+    series = [(h, c, None) for h, c in bench["by_h"].items()]
+    for k, b in enumerate(more):
+        series += [(h, c, k) for h, c in b["by_h"].items() if h != 0.0]
+    for h, c, k in series:
         col, mk, lab = styles.get(h, ("C3", "s", rf"$h = {h:g}\gamma$"))
+        if more and h != 0.0:  # several Gamma: say which
+            G = float(np.asarray(c["Gamma"])[0]) if "Gamma" in c else float("nan")
+            col, mk = ("C3", "s") if k is None else (f"C{4 + k}", "^")
+            lab = rf"$h = {h:g}\gamma$, $\Gamma = {G:g}\gamma$"
         ax_time.loglog(c["N"], c["wall"], marker=mk, color=col, label=lab)
         ax_mem.loglog(c["N"], c["peak_gb"], marker=mk, color=col, label=lab)
     ax_time.set_xlabel("$N$")
