@@ -289,6 +289,17 @@ def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
                                          "command": "bench"}, "records": recs}))
     t = benchmark_table(load_benchmark(path)).splitlines()
     assert t[4] == "| 0.5 | 2000 | refused | | | | 12.8 | | --N 2000: needs 60 GB |"
+    from picorr.figures import refusals_text
+
+    recs[2]["error"] = "picorr: error: --N 2000: needs 60 GB"
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": recs}))
+    b = load_benchmark(path)
+    assert refusals_text(b) == ("Asked for N = 2000 at Γ = 2.7γ (h = 0.5γ), the solver refused "
+                                "after 13 s: “--N 2000: needs 60 GB”.")
+    assert refusals_text(b, b).count("Asked for") == 2
+    b["errors"] = []
+    assert refusals_text(b) == ""
 
 
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():

@@ -427,6 +427,21 @@ def benchmark_table(bench: dict) -> str:
             f"{m['cores']} cores, {at}with `{m['command']}`.")
 
 
+def refusals_text(*benches: dict) -> str:
+    """Plain text on the sizes the benchmarks ``benches`` (:func:`load_benchmark`) asked for
+    and the solver refused for memory: when (how long the refusal took, where recorded) and
+    the solver's own message. Empty when nothing was refused."""
+    out = []
+    for b in benches:
+        for r in b["errors"]:
+            G = f" at Γ = {float(r['Gamma']):g}γ" if r.get("Gamma") is not None else ""
+            when = f" after {float(r['wall']):.0f} s" if r.get("wall") is not None else ""
+            msg = str(r["error"]).removeprefix("picorr: error: ")
+            out.append(f"Asked for N = {r['N']}{G} (h = {float(r['h']):g}γ), the solver "
+                       f"refused{when}: “{msg}”.")
+    return " ".join(out)
+
+
 def piqs_comparison(path: Path | str) -> dict:
     """The records of ``benchmarks/bench_piqs.py --out`` (QuTiP PIQS against picorr on the
     same steady state): ``{"meta": ..., "table": Markdown, "worst_difference": largest
