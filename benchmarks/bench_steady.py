@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -86,7 +87,7 @@ def write_records(path, records, keep=KEEP) -> None:
                                 text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    meta = {"command": f"benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
+    meta = {"command": f"benchmarks/{Path(sys.argv[0]).name} " + shlex.join(sys.argv[1:]),
             "commit": commit, "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "load_average_end": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -296,7 +296,7 @@ def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
                                          "command": "bench"}, "records": recs}))
     b = load_benchmark(path)
     assert refusals_text(b) == ("Asked for N = 2000 at Γ = 2.7γ (h = 0.5γ), the solver refused "
-                                "after 13 s: “--N 2000: needs 60 GB”.")
+                                "after 13 s: “needs 60 GB”.")
     assert refusals_text(b, b).count("Asked for") == 2
     b["errors"] = []
     assert refusals_text(b) == ""

@@ -436,7 +436,8 @@ def refusals_text(*benches: dict) -> str:
         for r in b["errors"]:
             G = f" at Γ = {float(r['Gamma']):g}γ" if r.get("Gamma") is not None else ""
             when = f" after {float(r['wall']):.0f} s" if r.get("wall") is not None else ""
-            msg = str(r["error"]).removeprefix("picorr: error: ")
+            # the CLI's prefixes repeat what the sentence says ("--N 2000: ")
+            msg = str(r["error"]).removeprefix("picorr: error: ").removeprefix(f"--N {r['N']}: ")
             out.append(f"Asked for N = {r['N']}{G} (h = {float(r['h']):g}γ), the solver "
                        f"refused{when}: “{msg}”.")
     return " ".join(out)
