@@ -511,15 +511,11 @@ def test_support_mask_leaves_rows_out_without_changing_the_answer():
     assert masked.info["leak_residual"] < 1e-12 and masked.relative_residual < 1e-10
     # the early refusal of larger sizes (check_outer_sizes) bounds the estimate from below:
     # from a smaller coarse state (N = 40) it must not exceed the estimate of the real solve
-    from picorr.steady.memory import estimate_peak_bytes
-    from picorr.steady.support import predict_rows
-    from picorr.steady.window import default_start_window, needed_window
+    from picorr.steady.window import default_start_window, outer_size_bound
 
     c40 = steady_state(model.replace(N=40), method="window",
                        start=default_start_window(40, locate=True))
-    bound = estimate_peak_bytes(160, needed_window(c40.info["scan"], 1e-9),
-                                rows=predict_rows(160, c40.state))["total"]
-    assert bound < masked.info["memory_estimate_GB"] * 1e9
+    assert outer_size_bound(160, c40)["total"] < masked.info["memory_estimate_GB"] * 1e9
 
 
 def test_a_mask_that_cuts_the_state_fails_the_residual_check():
@@ -579,16 +575,14 @@ def test_a_size_that_cannot_fit_is_refused_after_the_smallest_coarse_solve():
     between what N = 150 needs and the lower bound for N = 600 predicted from it, the solve
     is refused right after the N = 150 scan, before any N = 300 window."""
     from picorr.steady.memory import estimate_peak_bytes
-    from picorr.steady.support import predict_rows
     from picorr.steady.window import (OuterSizeMemoryError, default_start_window,
-                                      needed_window)
+                                      outer_size_bound)
 
     model = lmg(600, 3.0, 0.5, 1.68, 1.0)
     c150 = steady_state(model.replace(N=150), method="window",
                         start=default_start_window(150, locate=True))
     small = max(estimate_peak_bytes(150, s["window"])["total"] for s in c150.info["scan"])
-    bound = estimate_peak_bytes(600, needed_window(c150.info["scan"], 1e-9),
-                                rows=predict_rows(600, c150.state))["total"]
+    bound = outer_size_bound(600, c150)["total"]
     assert small < bound  # the premise of the test
     limit = np.sqrt(small * bound)
     lines = []

@@ -94,31 +94,39 @@ class OuterSizeMemoryError(InsufficientMemoryError):
     """A larger N than the one being solved (the solve is its coarse solve) cannot fit."""
 
 
+def outer_size_bound(n: int, coarse: SteadyState, *, restart: int = 60,
+                     mask_eps: float = MASK_EPS, window_tol: float = 1e-9) -> dict:
+    """A lower bound of the peak memory of the window solve at ``n`` from a solved smaller
+    ``coarse``: the estimate of :mod:`.memory` on the window that ``coarse`` needed (the
+    needed window grows with N) and the support mask predicted from ``coarse`` (from a
+    smaller N the large-deviation prediction keeps fewer rows: at N = 400, Gamma = 1.68,
+    55 % from N = 100 against 59 % from N = 200). The estimate's parts, plus ``window``."""
+    Q = needed_window(coarse.info["scan"], window_tol)
+    est = estimate_peak_bytes(n, Q, restart, rows=predict_rows(n, coarse.state, eps=mask_eps))
+    return {**est, "window": Q}
+
+
 def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
                       max_memory: float | None = None, mask_eps: float = MASK_EPS,
                       window_tol: float = 1e-9) -> None:
-    """Refuse early the sizes ``sizes`` that cannot fit, from a solved smaller ``coarse``.
-
-    For each N the estimate of :mod:`.memory` is taken on a lower bound of its layout: the
-    window that ``coarse`` needed (the needed window grows with N) and the support mask
-    predicted from ``coarse`` (from a smaller N the large-deviation prediction keeps fewer
-    rows: at N = 400, Gamma = 1.68, 55 % from N = 100 against 59 % from N = 200). If even
-    that exceeds ``max_memory`` (default: the memory available), the final check at N
-    would too, so :class:`OuterSizeMemoryError` is raised now instead of after the
-    intermediate solves (for N = 2000: N = 500 and 1000, about 20 minutes)."""
+    """Refuse early the sizes ``sizes`` that cannot fit, from a solved smaller ``coarse``:
+    if even :func:`outer_size_bound` exceeds ``max_memory`` (default: the memory
+    available), the final check at that N would too, so :class:`OuterSizeMemoryError` is
+    raised now instead of after the intermediate solves (for N = 2000 those are N = 500
+    and N = 1000, which alone takes 10-12 minutes)."""
     if not sizes:
         return
-    Q = needed_window(coarse.info["scan"], window_tol)
     limit = available_bytes() if max_memory is None else float(max_memory)
     for n in sizes:
-        est = estimate_peak_bytes(n, Q, restart, rows=predict_rows(n, coarse.state, eps=mask_eps))
+        est = outer_size_bound(n, coarse, restart=restart, mask_eps=mask_eps,
+                               window_tol=window_tol)
         if est["total"] > limit:
             raise OuterSizeMemoryError(
                 f"N = {n} needs at least an estimated {est['total'] / 1e9:.1f} GB of memory "
                 f"({est['factors'] / 1e9:.1f} GB of sector factors at coherence window "
-                f"Q >= {Q}, with the support mask predicted from N = {coarse.state.layout.N}), "
-                f"more than the {limit / 1e9:.1f} GB available; use a smaller N or a machine "
-                "with more memory"
+                f"Q >= {est['window']}, with the support mask predicted from "
+                f"N = {coarse.state.layout.N}), more than the {limit / 1e9:.1f} GB available; "
+                "use a smaller N or a machine with more memory"
             )
 
 
