@@ -504,11 +504,16 @@ def test_support_mask_leaves_rows_out_without_changing_the_answer():
     plain = steady_state(model, method="window", mask=False)
     masked = steady_state(model, method="window", mask=True)
     assert masked.info["support_from_N"] == 80
-    assert masked.info["support_fraction"] < 0.95  # measured 0.89
+    assert masked.info["support_fraction"] < 0.85  # measured 0.78 (0.89 with eps = 1e-16)
     assert masked.unknowns < BlockLayout(160, masked.window).size
     assert abs(masked.IM_per_N - plain.IM_per_N) < 1e-10
     np.testing.assert_allclose(masked.m, plain.m, atol=1e-10)
-    assert masked.info["leak_residual"] < 1e-12 and masked.relative_residual < 1e-10
+    # the rows left out carry a flux of the size of the mask's threshold (measured 3.7e-12
+    # at the default 1e-12, 3e-16 at 1e-16), and it counts in the residual
+    from picorr.steady.support import WINDOW_MASK_EPS
+
+    assert masked.info["leak_residual"] < 10 * WINDOW_MASK_EPS
+    assert masked.info["leak_residual"] <= masked.residual and masked.relative_residual < 1e-10
     # the early refusal of larger sizes (check_outer_sizes) bounds the estimate from below:
     # from a smaller coarse state (N = 40) it must not exceed the estimate of the real solve
     from picorr.steady.window import default_start_window, outer_size_bound

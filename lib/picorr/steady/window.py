@@ -22,7 +22,7 @@ from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
 from .krylov import assemble_fold, solve_fold
 from .memory import InsufficientMemoryError, available_bytes, check_memory, estimate_peak_bytes
-from .support import MASK_EPS, embed, predict_rows, support_fraction, widened
+from .support import WINDOW_MASK_EPS, embed, predict_rows, support_fraction, widened
 
 #: From this N on, the window method leaves out the (J, M) rows where the state is
 #: negligible, predicted from the solution at N // 2 (:mod:`.support`).
@@ -95,7 +95,7 @@ class OuterSizeMemoryError(InsufficientMemoryError):
 
 
 def outer_size_bound(n: int, coarse: SteadyState, *, restart: int = 60,
-                     mask_eps: float = MASK_EPS, window_tol: float = 1e-9) -> dict:
+                     mask_eps: float = WINDOW_MASK_EPS, window_tol: float = 1e-9) -> dict:
     """A lower bound of the peak memory of the window solve at ``n`` from a solved smaller
     ``coarse``: the estimate of :mod:`.memory` on the window that ``coarse`` needed (the
     needed window grows with N) and the support mask predicted from ``coarse`` (from a
@@ -107,7 +107,7 @@ def outer_size_bound(n: int, coarse: SteadyState, *, restart: int = 60,
 
 
 def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
-                      max_memory: float | None = None, mask_eps: float = MASK_EPS,
+                      max_memory: float | None = None, mask_eps: float = WINDOW_MASK_EPS,
                       window_tol: float = 1e-9) -> None:
     """Refuse early the sizes ``sizes`` that cannot fit, from a solved smaller ``coarse``:
     if even :func:`outer_size_bound` exceeds ``max_memory`` (default: the memory
@@ -146,7 +146,7 @@ def solve_window(
     threads: int | None = None,
     max_memory: float | None = None,
     mask: bool | None = None,
-    mask_eps: float = MASK_EPS,
+    mask_eps: float = WINDOW_MASK_EPS,
     outer: tuple = (),
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
