@@ -345,6 +345,17 @@ def test_piqs_comparison_table_lists_each_size_with_its_speedup_and_difference(t
         "$I_M/N$ differ by at most 4e-08. QuTiP's steady states leave a residual "
         "$\\lVert \\mathcal L \\rho \\rVert$ of up to 3e-09 and a trace error of up to 2e-09; "
         "the block solver's relative residual is at most 1e-16.")
+    # repeated runs (bench_piqs.py --repeat): medians in the table, the spread in words
+    reps = [{**rec(40, 20.0, 1.0, 4e-8), "repeats": 3},
+            {**rec(60, 120.0, 1.5, 2e-8), "repeats": 3, "picorr_walls": [1.5, 1.2, 2.0]}]
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": reps}))
+    out = piqs_comparison(path)
+    assert out["table"].splitlines()[-1] == (
+        "Each time is the median of 3 processes, PIQS and picorr alternately. Measured today "
+        "at commit `abc`, 2 cores, QuTiP 5.3.1, with `bench`.")
+    assert ("(1.5 s against 120 s, 0.10 GB against 1.5 GB). The block solver's 3 processes "
+            "took 1.20–2.00 s, so the speed-up lies between 60 and 100. The two") in out["text"]
     path.write_text(json.dumps({"meta": {}, "records": []}))
     with pytest.raises(ValueError, match="no records"):
         piqs_comparison(path)
