@@ -11,7 +11,7 @@ agree (QuTiP's direct solve keeps the trace by a weighted row, to about 1e-9 her
 Each size is run ``--repeat`` times (default 3), PIQS and picorr alternately so that both
 see the same machine; the records keep every wall time, and the speed-up is the ratio of the
 medians: on a 2-core machine one picorr process at N = 60 took 0.90 s and the next, with
-the same command, 1.37 s.
+the same command, 1.34 s.
 ``--out`` writes the records (machine, load, commit, command) for the book's chapter 4.
 
     .venv/bin/python benchmarks/bench_piqs.py --N 40,60
