@@ -412,8 +412,8 @@ def test_window_forced_at_small_N_matches_full_lindblad(N):
 # and the residual from the q >= 0 rows
 # --------------------------------------------------------------------------------------
 def test_red_black_schur_for_lmg_and_jacobi_fallback_for_delta_q_2():
-    """LMG (h J_x moves q by 1) is two-coloured: the even sectors are eliminated and every
-    q > 0 sector is factored as a complex matrix. The general model has J_x^2 - J_y^2
+    """LMG (h J_x moves q by 1) is two-coloured: the odd sectors are eliminated, GMRES runs
+    on the even ones, and every q > 0 sector is factored as a complex matrix. The general model has J_x^2 - J_y^2
     terms (q -> q +- 2): it falls back to block-Jacobi GMRES, and its q = 1 sector, which
     the fold couples to q = -1, stays real. Both agree with the sparse LU."""
     lm = steady_state(lmg(24, 3.0, 0.5, 2.7, 1.0), method="krylov")
@@ -427,6 +427,16 @@ def test_red_black_schur_for_lmg_and_jacobi_fallback_for_delta_q_2():
         ref = steady_state(model, method="direct")
         assert abs(res.IM_per_N - ref.IM_per_N) < 1e-10
         np.testing.assert_allclose(res.m, ref.m, atol=1e-10)
+
+
+def test_one_colour_is_solved_by_its_sector_factors_alone():
+    """With the window 0 only the q = 0 sector is stored: no odd sector to eliminate, and
+    the block-diagonal system is solved exactly by its factors, without GMRES. For a U(1)
+    model that is the rate equations."""
+    model = lmg(30, 3.0, 0.0, 1.68, 1.0)
+    k = steady_state(model, method="krylov", window=0)
+    assert k.info["scheme"] == "sector LU" and k.iterations == 0
+    assert abs(k.IM_per_N - steady_state(model, method="rates").IM_per_N) < 1e-13
 
 
 def test_threads_do_not_change_the_result():

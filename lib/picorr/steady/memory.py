@@ -8,7 +8,8 @@ The model (bytes), for the Hermitian real form on the window ``|q| <= Q``:
   sector 0 and 20 bytes for the complex sectors q > 0. ``fill`` is the measured growth of
   the nested-dissection-like fill of these lattices (66.5 entries per unknown at
   s = 40200, N = 400; 99.2 at s = 250500, N = 1000; a power law through both);
-* the Krylov basis: ``restart + 1`` vectors over the odd (black) sectors, 8 bytes each;
+* the Krylov basis: ``restart + 1`` vectors over the even sectors (the ones GMRES iterates
+  on, :func:`.krylov.solve_sectors`), 8 bytes each;
 * everything else (the operator, its folded real form and its blocks, the assembly's
   triplets, the state): ``B(n) = OTHER_BYTES * (n / 1e6) ** OTHER_EXPONENT`` bytes per real
   unknown for ``n`` real unknowns, plus the interpreter.
@@ -76,8 +77,8 @@ def estimate_peak_bytes(N: int, Q: int, restart: int = 60, rows=None) -> dict:
     s = s[s > 0]
     real_unknowns = s[0] + 2 * s[1:].sum()
     factors = s[0] * fill_per_unknown(s[0]) * 12 + np.sum(s[1:] * fill_per_unknown(s[1:]) * 20)
-    black = 2 * s[1::2].sum()
-    krylov = (restart + 1) * black * 8
+    iterated = s[0] + 2 * s[2::2].sum()  # the even sectors, q = 0 real
+    krylov = (restart + 1) * iterated * 8
     other = other_bytes_per_unknown(real_unknowns) * real_unknowns + BASE_BYTES
     return {"total": float(factors + krylov + other), "factors": float(factors),
             "krylov": float(krylov), "other": float(other), "real_unknowns": int(real_unknowns)}
