@@ -231,7 +231,7 @@ def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=
     whole system. Which colour is eliminated matters: keeping the even sectors (with q = 0
     and the trace row) in the iteration took 25, 29, 32, 38, 44 and 53 iterations where
     keeping the odd ones took 27, 32, 35, 44, 51 and 66 (first windows of N = 120, 200 at
-    Gamma = 1.68 and 2.7, N = 400 at both and N = 800 at 1.68; 8-20 % less time).
+    Gamma = 1.68 and 2.7, N = 400 at both and N = 800 at 1.68; 9-20 % less time).
     Otherwise block-Jacobi GMRES on the whole system.
 
     Returns ``(u, iterations, info)``.
