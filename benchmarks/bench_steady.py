@@ -73,7 +73,8 @@ def main(argv=None):
 
 
 KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
-        "relative_residual", "IM_per_N", "support_fraction", "memory_estimate_GB", "error")
+        "relative_residual", "IM_per_N", "support_fraction", "band_fraction",
+        "memory_estimate_GB", "error")
 
 
 def write_records(path, records, keep=KEEP) -> None:

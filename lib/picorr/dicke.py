@@ -207,11 +207,21 @@ class BlockLayout:
     pair per block (``lo = hi`` drops the block): the support mask of large-N solves, which
     leaves out the (J, M) where the state is negligible. It is symmetric in ``M <-> M'``, as
     the Hermitian fold requires.
+
+    ``bands`` (optional, with a window ``Q``) restricts the coherences further, order by
+    order: an array of shape ``(blocks, Q, 2)`` whose entry ``[J, q - 1]`` is the range
+    ``[lo, hi]`` of ``i + k`` (twice the centre of the element, ``2J - M - M'``) kept at
+    coherence order ``|M - M'| = q >= 1``. The diagonal is left to ``rows``. The ranges are
+    widened on construction so that each shrinks by at least one from one order to the
+    next (``lo`` rises, ``hi`` falls); every row of a block then keeps one contiguous run of
+    columns, and the kept set is symmetric in ``M <-> M'``. ``bands`` is stored as a tuple
+    of tuples, like ``rows``.
     """
 
     N: int
     window: int | None = None
     rows: tuple | None = None
+    bands: tuple | None = None
 
     def __post_init__(self):
         if self.window is not None and (int(self.window) != self.window or self.window < 0):
@@ -223,6 +233,28 @@ class BlockLayout:
                     or np.any(r[:, 0] > r[:, 1]):
                 raise ValueError("rows must hold one pair 0 <= lo <= hi <= 2J+1 per block")
             object.__setattr__(self, "rows", tuple(map(tuple, r.astype(int).tolist())))
+        if self.bands is not None:
+            if self.window is None:
+                raise ValueError("bands need a window Q: one range per block and order 1..Q")
+            b = np.array(self.bands, dtype=np.int64).reshape(-1, int(self.window), 2) \
+                if int(self.window) > 0 else np.zeros((block_sizes(self.N).size, 0, 2), np.int64)
+            if b.shape[0] != block_sizes(self.N).size:
+                raise ValueError(f"bands must have shape (blocks, Q, 2) = "
+                                 f"({block_sizes(self.N).size}, {self.window}, 2), "
+                                 f"got {np.shape(self.bands)}")
+            b = b.copy()
+            for q in range(b.shape[1] - 2, -1, -1):  # each order inside the previous one
+                b[:, q, 0] = np.minimum(b[:, q, 0], b[:, q + 1, 0] - 1)
+                b[:, q, 1] = np.maximum(b[:, q, 1], b[:, q + 1, 1] + 1)
+            object.__setattr__(self, "bands", tuple(map(tuple, b.reshape(b.shape[0], -1)
+                                                        .tolist())))
+
+    @cached_property
+    def band_array(self) -> np.ndarray | None:
+        """``bands`` as an int64 array of shape ``(blocks, Q, 2)``, or None."""
+        if self.bands is None:
+            return None
+        return np.array(self.bands, dtype=np.int64).reshape(len(self.bands), -1, 2)
 
     # -- per block -----------------------------------------------------------------------
     @cached_property
@@ -245,6 +277,18 @@ class BlockLayout:
             rlo, rhi = r[:, :1], r[:, 1:]
         lo = np.broadcast_to(np.maximum(rlo, i - Q), (nJ, nmax))
         hi = np.minimum(np.minimum(n, rhi), i + Q + 1)
+        if self.bands is not None and Q > 0:
+            # orders kept to the right (k = i + q) and left (k = i - q) of each diagonal:
+            # the ranges are nested (see the class doc), so they are counts of leading orders
+            b = self.band_array
+            right = np.zeros((nJ, nmax), dtype=np.int64)
+            left = np.zeros((nJ, nmax), dtype=np.int64)
+            for q in range(1, Q + 1):
+                blo, bhi = b[:, q - 1, :1], b[:, q - 1, 1:]
+                right += (2 * i + q >= blo) & (2 * i + q <= bhi)
+                left += (2 * i - q >= blo) & (2 * i - q <= bhi)
+            lo = np.maximum(lo, i - left)
+            hi = np.minimum(hi, i + right + 1)
         length = np.where((i >= rlo) & (i < np.minimum(n, rhi)), np.maximum(hi - lo, 0), 0)
         start = np.zeros((nJ, nmax), dtype=np.int64)
         flat = np.cumsum(length.ravel())

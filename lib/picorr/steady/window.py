@@ -21,8 +21,10 @@ from ..models import QubitModel
 from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
 from .krylov import assemble_fold, solve_fold
-from .memory import InsufficientMemoryError, available_bytes, check_memory, estimate_peak_bytes
-from .support import WINDOW_MASK_EPS, embed, predict_rows, support_fraction, widened
+from .memory import (InsufficientMemoryError, available_bytes, check_memory, estimate_peak_bytes,
+                     limit_heap_retention, release_freed_memory)
+from .support import (WINDOW_BAND_EPS, WINDOW_MASK_EPS, embed, predict_bands, predict_rows, support_fraction,
+                      widened)
 
 #: From this N on, the window method leaves out the (J, M) rows where the state is
 #: negligible, predicted from the solution at N // 2 (:mod:`.support`).
@@ -95,20 +97,24 @@ class OuterSizeMemoryError(InsufficientMemoryError):
 
 
 def outer_size_bound(n: int, coarse: SteadyState, *, restart: int = 60,
-                     mask_eps: float = WINDOW_MASK_EPS, window_tol: float = 1e-9) -> dict:
+                     mask_eps: float = WINDOW_MASK_EPS, window_tol: float = 1e-9,
+                     bands: bool = True) -> dict:
     """A lower bound of the peak memory of the window solve at ``n`` from a solved smaller
     ``coarse``: the estimate of :mod:`.memory` on the window that ``coarse`` needed (the
     needed window grows with N) and the support mask predicted from ``coarse`` (from a
     smaller N the large-deviation prediction keeps fewer rows: at N = 400, Gamma = 1.68,
     55 % from N = 100 against 59 % from N = 200). The estimate's parts, plus ``window``."""
     Q = needed_window(coarse.info["scan"], window_tol)
-    est = estimate_peak_bytes(n, Q, restart, rows=predict_rows(n, coarse.state, eps=mask_eps))
+    rows = predict_rows(n, coarse.state, eps=mask_eps)
+    layout = BlockLayout(n, Q, rows=rows, bands=predict_bands(n, Q, coarse.state, eps=mask_eps)
+                         if bands else None)
+    est = estimate_peak_bytes(n, Q, restart, layout=layout)
     return {**est, "window": Q}
 
 
 def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
                       max_memory: float | None = None, mask_eps: float = WINDOW_MASK_EPS,
-                      window_tol: float = 1e-9) -> None:
+                      window_tol: float = 1e-9, bands: bool = True) -> None:
     """Refuse early the sizes ``sizes`` that cannot fit, from a solved smaller ``coarse``:
     if even :func:`outer_size_bound` exceeds ``max_memory`` (default: the memory
     available), the final check at that N would too, so :class:`OuterSizeMemoryError` is
@@ -119,7 +125,7 @@ def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
     limit = available_bytes() if max_memory is None else float(max_memory)
     for n in sizes:
         est = outer_size_bound(n, coarse, restart=restart, mask_eps=mask_eps,
-                               window_tol=window_tol)
+                               window_tol=window_tol, bands=bands)
         if est["total"] > limit:
             raise OuterSizeMemoryError(
                 f"N = {n} needs at least an estimated {est['total'] / 1e9:.1f} GB of memory "
@@ -147,6 +153,8 @@ def solve_window(
     max_memory: float | None = None,
     mask: bool | None = None,
     mask_eps: float = WINDOW_MASK_EPS,
+    bands: bool = True,
+    band_eps: float = WINDOW_BAND_EPS,
     outer: tuple = (),
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
@@ -181,6 +189,7 @@ def solve_window(
     t0 = time.perf_counter()
     N = model.N
     rows, coarse = None, None
+    heap = limit_heap_retention() if N >= MASK_MIN_N else None
     if (N >= MASK_MIN_N) if mask is None else mask:
         try:
             # a masked coarse solve takes its start from its own coarse solve
@@ -190,8 +199,8 @@ def solve_window(
                                   negativity_tol=negativity_tol, step=step,
                                   gmres_tol=gmres_tol, restart=restart, maxiter=maxiter,
                                   progress=progress, threads=threads,
-                                  max_memory=max_memory, mask_eps=mask_eps,
-                                  outer=(N,) + tuple(outer))
+                                  max_memory=max_memory, mask_eps=mask_eps, bands=bands,
+                                  band_eps=band_eps, outer=(N,) + tuple(outer))
         except OuterSizeMemoryError:
             raise
         except InsufficientMemoryError as exc:
@@ -199,8 +208,9 @@ def solve_window(
                 f"the support mask for N = {N} needs the steady state at N = {N // 2}: {exc}"
             ) from None
         check_outer_sizes(tuple(outer), coarse, restart=restart, max_memory=max_memory,
-                          mask_eps=mask_eps, window_tol=window_tol)
+                          mask_eps=mask_eps, window_tol=window_tol, bands=bands)
         rows = predict_rows(N, coarse.state, eps=mask_eps)
+        release_freed_memory()  # what the coarse solve freed
         if start is None:
             start = start_from_coarse(needed_window(coarse.info["scan"], window_tol), step)
         if progress is not None:
@@ -214,18 +224,25 @@ def solve_window(
     cache: dict = {}  # sector factors, reused from one window to the next
     while True:
         Q = min(Q, max_window)
-        estimate = check_memory(N, Q, restart, max_memory, rows=rows)
-        layout = BlockLayout(N, Q, rows=rows)
+        band = None if rows is None or not bands else \
+            predict_bands(N, Q, coarse.state, eps=band_eps)
+        layout = BlockLayout(N, Q, rows=rows, bands=band)
+        estimate = check_memory(N, Q, restart, max_memory, layout=layout)
         x0 = None if prev is None else embed(prev[1], prev[0], layout)
+        if prev is not None:  # only its I_M/N and m are needed from here on
+            prev, rho = (None, None) + prev[2:], None
         # the residual is taken after the scan on the last window's operator: kept when
         # there is no mask (at these sizes it costs less than assembling it again, 0.25 s
         # of 2.3 s at N = 120); with a mask the residual is taken on the widened mask, so
         # the complex L (about 95 bytes per real unknown) is not held through the solves
         L = None  # the previous window's operator is not needed any more
         fold, L = assemble_fold(model, layout, keep_operator=rows is None)
+        layout.__dict__.pop("JMM", None)  # needed by the assembly only (recomputed if asked)
         rho, its, info = solve_fold(fold, x0_complex=x0, gmres_tol=gmres_tol, restart=restart,
                                     maxiter=maxiter, cache=cache, threads=threads)
         del fold
+        if heap:
+            release_freed_memory()  # before the next window's assembly
         iterations += its
         try:
             c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()),
@@ -261,12 +278,17 @@ def solve_window(
         prev = (layout, rho, IM, m)
         Q += step
     prev = None
+    cache.clear()  # the factors are not needed any more
     state = BlockState(layout, rho)
     if rows is not None:  # the residual on the mask widened by the Liouvillian's reach
+        if layout.bands is not None:
+            info.update(band_fraction=layout.size / BlockLayout(N, Q, rows=rows).size)
         state, L, leak = widened(model, layout, rho, hermitian_rows=True)
         info.update(support_from_N=N // 2, support_fraction=support_fraction(N, rows),
                     leak_residual=leak, coarse_seconds=coarse.seconds,
                     coarse_window=coarse.window)
+    if heap:
+        info.update(mmap_threshold_MB=heap / 2**20)
     info.update(memory_estimate_GB=estimate["total"] / 1e9,
                 window_change_IM_per_N=tried[-1]["change_IM_per_N"],
                 window_change_m=tried[-1]["change_m"], window_error_estimate=err,
