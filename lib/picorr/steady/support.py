@@ -38,9 +38,9 @@ WINDOW_MASK_EPS = 1e-12
 #: Relative amplitude below which coherences are left out of the window method, order by
 #: order (:func:`predict_bands`). Measured for the LMG model (h = 0.5, Gamma = 1.68), whole
 #: solves against the same row mask without bands: at N = 400, 1e-12 keeps 82 % of the
-#: elements, I_M/N changed by 1.2e-12, leak 6.0e-12, 29.6 s, 1.98 GB; 1e-11 keeps 75 %, 1.4e-11,
-#: leak 6.4e-11, 26.1 s, 1.88 GB; 1e-10 keeps 67 %, 1.8e-10, leak 9.5e-10 (relative residual
-#: 3.3e-11, a third of the default tolerance), 24.2 s, 1.72 GB. At N = 1000, 1e-11 keeps 69 %,
+#: elements, I_M/N changed by 1.2e-12, leak 6.0e-12, 29.6 s, 2.03 GB; 1e-11 keeps 75 %, 1.4e-11,
+#: leak 6.4e-11, 26.1 s, 1.93 GB; 1e-10 keeps 67 %, 1.8e-10, leak 9.5e-10 (relative residual
+#: 3.3e-11, a third of the default tolerance), 24.2 s, 1.76 GB. At N = 1000, 1e-11 keeps 69 %,
 #: I_M/N changed by 1.35e-11. 1e-11 leaves a factor of 70 to the scan's 1e-9.
 WINDOW_BAND_EPS = 1e-11
 
