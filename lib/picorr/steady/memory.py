@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dicke import j_values
+from ..dicke import BlockLayout
 from ._result import SteadyStateError
 
 #: Folded form, its blocks, assembly and state per real unknown at 10^6 real unknowns
@@ -97,18 +97,6 @@ class InsufficientMemoryError(SteadyStateError):
     """The estimated peak memory of a solve exceeds the memory available."""
 
 
-def sector_sizes(N: int, Q: int, rows=None) -> np.ndarray:
-    """``s_q`` for q = 0..Q: the number of ``(J, M)`` with ``M`` and ``M - q`` in ``[-J, J]``
-    (within the kept rows of a support mask, if given)."""
-    if rows is None:
-        width = 2 * j_values(N) + 1  # 2J + 1 for every J
-    else:
-        r = np.asarray(rows)
-        width = (r[:, 1] - r[:, 0]).astype(float)
-    q = np.arange(Q + 1)
-    return np.clip(width[None, :] - q[:, None], 0, None).sum(axis=1).astype(float)
-
-
 def layout_sector_sizes(layout) -> np.ndarray:
     """``s_q`` for q = 0..Q of a :class:`.BlockLayout` (any mask and bands): the stored
     elements with ``M - M' = q``, counted from the column run of each row without listing
@@ -138,9 +126,11 @@ def other_bytes_per_unknown(real_unknowns):
 def estimate_peak_bytes(N: int, Q: int, restart: int = 60, rows=None, layout=None) -> dict:
     """The predicted peak memory of a solve on the window ``Q`` (and support mask ``rows``)
     and its parts (bytes). ``layout`` (a :class:`.BlockLayout`, e.g. with coherence
-    bands) gives the sector sizes instead of ``N``, ``Q`` and ``rows``."""
+    bands) is the layout solved on; by default ``BlockLayout(N, Q, rows=rows)``."""
     Q = int(min(Q, N))
-    s = sector_sizes(N, Q, rows) if layout is None else layout_sector_sizes(layout)
+    if layout is None:
+        layout = BlockLayout(N, Q, rows=rows)
+    s = layout_sector_sizes(layout)
     s = s[s > 0]
     real_unknowns = s[0] + 2 * s[1:].sum()
     factors = s[0] * fill_per_unknown(s[0]) * 12 + np.sum(s[1:] * fill_per_unknown(s[1:]) * 20)
