@@ -464,6 +464,92 @@ def test_small_systems_run_their_sectors_in_one_thread(monkeypatch):
     assert abs(small.IM_per_N - big.IM_per_N) < 1e-13
 
 
+def _bordered_fold(model, window=None):
+    from picorr.steady.krylov import assemble_fold
+
+    fold, _ = assemble_fold(model, BlockLayout(model.N, window))
+    A, _ = fold.bordered()
+    return A.tocsr(), fold.q, fold.complex_partner()
+
+
+@pytest.mark.parametrize("case,chunk", [("lmg", 1 << 18), ("lmg", 7), ("general", 1 << 18),
+                                        ("perturbed", 50)])
+def test_sector_blocks_are_the_diagonal_blocks_of_the_dense_matrix(case, chunk, monkeypatch):
+    """Every sector's block from the vectorised extraction against the dense matrix: a real
+    block is A on the sector's unknowns; a complex block C on (xs, ys) has the real form
+    [[Re C, -Im C], [Im C, Re C]] equal to A on (xs, ys). LMG: every q > 0 sector is
+    complex; the general model (q -> q +- 2) keeps q = 1 real; a yy entry of q = 3 moved by
+    1e-9 makes that sector real. Extracting a few unknowns at a time changes nothing."""
+    from picorr.steady import krylov
+
+    monkeypatch.setattr(krylov, "EXTRACT_CHUNK", chunk)
+    model = general_case(9)[0] if case == "general" else lmg(13, 3.0, 0.5, 1.68, 1.0)
+    A, q, partner = _bordered_fold(model, None if case != "perturbed" else 5)
+    if case == "perturbed":
+        y3 = np.flatnonzero((partner >= 0) & (q == 3))[0]
+        A = A.tolil()
+        A[y3, y3] += 1e-9
+        A = A.tocsr()
+    dense = A.toarray()
+    blocks = krylov.sector_blocks(A, q, partner)
+    assert [b[0] for b in blocks] == sorted(set(q.tolist()))
+    real_keys = set()
+    for key, xs, ys, blk in blocks:
+        idx = xs if ys is None else np.r_[xs, ys]
+        assert np.array_equal(np.sort(idx), np.flatnonzero(q == key))
+        if ys is None:
+            real_keys.add(key)
+            np.testing.assert_array_equal(blk.toarray(), dense[np.ix_(xs, xs)])
+        else:
+            assert np.array_equal(partner[ys], xs) and np.all(np.diff(ys) > 0)
+            C = blk.toarray()
+            R = np.block([[C.real, -C.imag], [C.imag, C.real]])
+            np.testing.assert_allclose(R, dense[np.ix_(idx, idx)], rtol=0,
+                                       atol=1e-14 * np.abs(dense).max())
+    assert real_keys == {"lmg": {0}, "general": {0, 1}, "perturbed": {0, 3}}[case]
+
+
+def test_merged_sector_factors_solve_like_separate_ones():
+    """Merging the sector blocks into one block-diagonal factor per kind (small systems)
+    solves the block-diagonal system exactly, like the separate factors, and records the
+    sector counts of the separate ones."""
+    from picorr.steady.krylov import SectorPreconditioner, _sub_partner
+
+    A, q, partner = _bordered_fold(lmg(20, 3.0, 0.5, 2.7, 1.0))
+    odd = np.flatnonzero(q % 2 == 1)  # one colour: A is block diagonal on it
+    Aoo = A[odd][:, odd]
+    x = np.random.default_rng(3).normal(size=odd.size)
+    sols = []
+    for merge in (False, True):
+        P = SectorPreconditioner(Aoo, q[odd], partner=_sub_partner(partner, odd), merge=merge)
+        assert P.merged == merge and P.sector_count == 10 and P.complex_sectors == 10
+        assert len(P.sectors) == (1 if merge else 10)
+        sols.append(P.solve(Aoo @ x))
+        P.close()
+    np.testing.assert_allclose(sols[0], x, rtol=0, atol=1e-10 * np.abs(x).max())
+    np.testing.assert_allclose(sols[1], sols[0], rtol=0, atol=1e-12 * np.abs(x).max())
+
+
+@pytest.mark.parametrize("N,window,rows", [(9, None, False), (12, 4, True)])
+def test_layout_index_against_a_table_of_the_stored_elements(N, window, rows):
+    """``BlockLayout.index`` against a dictionary of the stored elements, for random
+    (block, row, column) triples in and out of range, and with scalar arguments broadcast."""
+    n = dicke.block_sizes(N)
+    rws = tuple((1, int(m) - 1) if j % 2 else (0, int(m)) for j, m in enumerate(n)) \
+        if rows else None
+    lay = BlockLayout(N, window, rows=rws)
+    table = {t: s for s, t in enumerate(zip(*(a.tolist() for a in lay.elements)))}
+    rng = np.random.default_rng(11)
+    J, I, K = (rng.integers(-2, top + 2, 3000) for top in (n.size, N + 1, N + 1))
+    want = np.array([table.get(t, -1) for t in zip(J.tolist(), I.tolist(), K.tolist())])
+    assert np.array_equal(lay.index(J, I, K), want)
+    assert (want >= 0).sum() > 100  # the draw hits stored elements too
+    j0, i0 = int(J[0]), int(I[0])
+    assert np.array_equal(lay.index(j0, i0, K), [table.get((j0, i0, k), -1) for k in K.tolist()])
+    jl, il, kl = (int(a[5]) for a in lay.elements)
+    assert lay.index(jl, il, kl).shape == () and int(lay.index(jl, il, kl)) == 5
+
+
 @pytest.mark.parametrize("window", [None, 6])
 def test_residual_from_half_the_rows_equals_the_full_residual(window):
     """Krylov solves keep only the q >= 0 rows of L; the reported residual must equal

@@ -333,13 +333,19 @@ class BlockLayout:
         jidx = np.asarray(jidx, dtype=np.int64)
         i = np.asarray(i, dtype=np.int64)
         k = np.asarray(k, dtype=np.int64)
+        jidx, i, k = np.broadcast_arrays(jidx, i, k)
+        shape = jidx.shape
+        jidx, i, k = jidx.ravel(), i.ravel(), k.ravel()
         nJ, nmax = lo.shape
         inb = (jidx >= 0) & (jidx < nJ) & (i >= 0) & (i < nmax)
-        jc = np.where(inb, jidx, 0)
-        ic = np.where(inb, i, 0)
-        off = k - lo[jc, ic]
-        ok = inb & (off >= 0) & (off < length[jc, ic])
-        return np.where(ok, start[jc, ic] + off, -1)
+        flat = jidx * nmax + i  # one flat lookup instead of three 2-D fancy indexings
+        flat[~inb] = 0
+        off = k - lo.ravel().take(flat)
+        ok = inb & (off >= 0) & (off < length.ravel().take(flat))
+        out = start.ravel().take(flat)
+        out += off
+        out[~ok] = -1
+        return out.reshape(shape)
 
     @cached_property
     def diagonal(self) -> np.ndarray:
