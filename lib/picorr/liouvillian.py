@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from .dicke import BlockLayout, CollectivePolynomial
 from .models import QubitModel
 
-__all__ = ["liouvillian", "preserves_coherence_order"]
+__all__ = ["LiouvillianAction", "liouvillian", "liouvillian_rows", "preserves_coherence_order"]
 
 
 # --------------------------------------------------------------------------------------
@@ -93,28 +93,29 @@ class _Triplets:
     cols: list
     vals: list
     half: bool = False
+    targets: tuple = (0, 2**62)  # keep the transitions into elements first <= e < last
 
     def add(self, layout: BlockLayout, src: np.ndarray, dJ: int, di, dk, val) -> None:
         """Transitions from stored elements ``src`` to (block + dJ, row + di, col + dk)."""
         jidx, i, k = (a[src] for a in layout.elements)
         # row index i = J - M: in block J' = J + dJ, M + dM sits at row (J + dJ) - (M + dM)
         tgt = layout.index(jidx + dJ, i + dJ + di, k + dJ + dk)
-        ok = (tgt >= 0) & (val != 0)
+        ok = (tgt >= self.targets[0]) & (tgt < self.targets[1]) & (val != 0)
         if self.half:  # keep only targets with q = M - M' = k - i >= 0
             ok &= (k + dk) >= (i + di)
         itype = np.int32 if layout.size < 2**31 else np.int64
-        self.rows.append(tgt[ok].astype(itype))
+        self.rows.append((tgt[ok] - self.targets[0]).astype(itype))
         self.cols.append(src[ok].astype(itype))
         self.vals.append(np.asarray(val, dtype=complex)[ok])
 
-    def columns(self, n: int, first: int, count: int) -> sp.csc_matrix:
-        """The transitions gathered so far as the ``count`` columns from ``first`` on of an
-        ``n``-row matrix (duplicates summed); the triplets are then dropped."""
+    def matrix(self, nrows: int, ncols: int) -> sp.csr_matrix:
+        """The transitions gathered so far as an ``nrows x ncols`` CSR matrix (rows counted
+        from the first target, duplicates summed); the triplets are then dropped."""
         rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
-        cols = np.concatenate(self.cols) - first if self.cols else np.zeros(0, np.int64)
+        cols = np.concatenate(self.cols) if self.cols else np.zeros(0, np.int64)
         vals = np.concatenate(self.vals) if self.vals else np.zeros(0, complex)
         self.rows, self.cols, self.vals = [], [], []
-        out = sp.csc_matrix((vals, (rows, cols)), shape=(n, count))
+        out = sp.csr_matrix((vals, (rows, cols)), shape=(nrows, ncols))
         out.sum_duplicates()
         return out
 
@@ -129,8 +130,9 @@ def _generator(model: QubitModel) -> CollectivePolynomial:
     return G
 
 
-#: Source elements assembled at once: bounds the triplets alive during assembly (tens of MB
-#: for the LMG model) whatever the size of the layout.
+#: Elements whose rows are assembled at once (whole blocks, at least one), and source
+#: elements evaluated at once: bounds the memory beyond the result (tens of MB for the LMG
+#: model) whatever the size of the layout.
 ASSEMBLY_CHUNK = 1 << 17
 
 
@@ -165,6 +167,72 @@ def _transitions(model: QubitModel, layout: BlockLayout, src: np.ndarray, t: _Tr
     t.add(layout, src, 0, 0, 0, loss)
 
 
+def row_blocks(layout: BlockLayout, size: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive block ranges ``[ja, jb)`` of ``layout`` with about ``size`` (default
+    :data:`ASSEMBLY_CHUNK`) elements each, and at least one block each."""
+    size = ASSEMBLY_CHUNK if size is None else int(size)
+    off = layout.block_offsets
+    nJ = off.size - 1
+    out, ja = [], 0
+    while ja < nJ:
+        jb = ja + 1
+        while jb < nJ and off[jb + 1] - off[ja] <= size:
+            jb += 1
+        out.append((ja, jb))
+        ja = jb
+    return out
+
+
+def liouvillian_rows(model: QubitModel, layout: BlockLayout, ja: int, jb: int, *,
+                     hermitian_rows: bool = False) -> sp.csr_matrix:
+    """The rows of ``L`` (see :func:`liouvillian`) of the elements in blocks ``ja..jb-1``:
+    a CSR matrix with one row per such element and a column per stored element.
+
+    Every term moves J by at most one, so only the sources in blocks ``ja - 1 .. jb``
+    feed these rows; their transitions are evaluated :data:`ASSEMBLY_CHUNK` at a time and
+    those into other blocks dropped (the neighbouring blocks are evaluated twice over a
+    whole assembly, the price of never holding more than a block range of ``L``).
+    """
+    off = layout.block_offsets
+    nJ = off.size - 1
+    r0, r1 = int(off[ja]), int(off[jb])
+    s0, s1 = int(off[max(ja - 1, 0)]), int(off[min(jb + 1, nJ)])
+    G = _generator(model)
+    t = _Triplets([], [], [], hermitian_rows, (r0, r1))
+    for first in range(s0, s1, ASSEMBLY_CHUNK):
+        _transitions(model, layout, np.arange(first, min(s1, first + ASSEMBLY_CHUNK)), t, G)
+    return t.matrix(r1 - r0, layout.size)
+
+
+def stack_rows(parts: list, ncols: int) -> sp.csr_matrix:
+    """The CSR row blocks ``parts`` (each with ``ncols`` columns) stacked into one CSR
+    matrix, each block freed as soon as it is copied (``parts`` is emptied): the output is
+    allocated untouched (``np.empty``) and fills page by page, so the peak is about one
+    copy of the matrix instead of the two of ``scipy.sparse.vstack``."""
+    for p in parts:
+        p.sum_duplicates()
+        p.eliminate_zeros()
+    nrows = sum(p.shape[0] for p in parts)
+    nnz = sum(p.nnz for p in parts)
+    itype = np.int32 if max(nnz, ncols) < np.iinfo(np.int32).max else np.int64
+    dtype = np.result_type(*(p.dtype for p in parts)) if parts else np.float64
+    indptr = np.empty(nrows + 1, dtype=itype)
+    indices = np.empty(nnz, dtype=itype)
+    data = np.empty(nnz, dtype=dtype)
+    indptr[0] = 0
+    row = at = 0
+    for k in range(len(parts)):
+        p, parts[k] = parts[k], None
+        n, m = p.shape[0], p.nnz
+        indptr[row + 1:row + n + 1] = p.indptr[1:] + at
+        indices[at:at + m] = p.indices
+        data[at:at + m] = p.data
+        row, at = row + n, at + m
+        del p
+    parts.clear()
+    return sp.csr_matrix((data, indices, indptr), shape=(nrows, ncols))
+
+
 def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
                 hermitian_rows: bool = False) -> sp.csr_matrix:
     """Sparse Liouvillian on the stored elements of ``layout`` (default: all of them).
@@ -175,25 +243,57 @@ def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
     only the rows with ``q = M - M' >= 0`` (the others are empty): for a Hermitian ``rho``
     they determine the rest, and they are all the Hermitian fold needs.
 
-    The columns are assembled :data:`ASSEMBLY_CHUNK` source elements at a time, so the
-    memory beyond the result stays bounded at large N.
+    The rows are assembled a block range at a time (:func:`liouvillian_rows`) and stacked
+    in place (:func:`stack_rows`), so the memory beyond the result stays bounded at large N.
     """
     if layout is None:
         layout = BlockLayout(model.N)
     if layout.N != model.N:
         raise ValueError(f"layout is for N = {layout.N} but the model has N = {model.N}")
-    n = layout.size
-    G = _generator(model)
-    parts = []
-    for first in range(0, max(n, 1), ASSEMBLY_CHUNK):
-        src = np.arange(first, min(n, first + ASSEMBLY_CHUNK))
-        t = _Triplets([], [], [], hermitian_rows)
-        _transitions(model, layout, src, t, G)
-        parts.append(t.columns(n, first, src.size))
-        del t
-    L = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csc")
-    del parts
-    return L.tocsr()
+    parts = [liouvillian_rows(model, layout, ja, jb, hermitian_rows=hermitian_rows)
+             for ja, jb in row_blocks(layout)]
+    if not parts:
+        return sp.csr_matrix((layout.size, layout.size), dtype=complex)
+    return stack_rows(parts, layout.size)
+
+
+class LiouvillianAction:
+    """``L`` (as :func:`liouvillian`) applied to a vector without being stored: its rows
+    are assembled a block range at a time for each product. For a residual check at large
+    N, where the whole matrix would be the memory peak of the solve.
+
+    Supports ``L @ rho`` and :meth:`apply`, which also returns ``||L||_1`` (largest column
+    sum of ``|L|``); the last product is kept, so a residual check and the final evidence
+    assemble ``L`` once between them.
+    """
+
+    def __init__(self, model: QubitModel, layout: BlockLayout, *, hermitian_rows: bool = False):
+        self.model, self.layout, self.hermitian_rows = model, layout, hermitian_rows
+        self.shape = (layout.size, layout.size)
+        self._last = None
+
+    def apply(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(L @ rho, ||L||_1)``."""
+        if self._last is not None and np.array_equal(self._last[0], rho):
+            return self._last[1].copy(), self._last[2]
+        out = np.zeros(self.layout.size, dtype=complex)
+        colsum = np.zeros(self.layout.size)
+        off = self.layout.block_offsets
+        nJ = off.size - 1
+        for ja, jb in row_blocks(self.layout):
+            R = liouvillian_rows(self.model, self.layout, ja, jb,
+                                 hermitian_rows=self.hermitian_rows)
+            out[off[ja]:off[jb]] = R @ rho
+            s0, s1 = off[max(ja - 1, 0)], off[min(jb + 1, nJ)]  # the columns it can have
+            colsum[s0:s1] += np.bincount(R.indices - s0, weights=np.abs(R.data),
+                                         minlength=s1 - s0)
+            del R
+        norm = float(colsum.max()) if colsum.size else 0.0
+        self._last = (rho.copy(), out.copy(), norm)
+        return out, norm
+
+    def __matmul__(self, rho: np.ndarray) -> np.ndarray:
+        return self.apply(rho)[0]
 
 
 def preserves_coherence_order(model: QubitModel) -> bool:

@@ -141,7 +141,7 @@ def hermiticity_error(state: BlockState) -> float:
 def finish(
     model: QubitModel,
     state: BlockState,
-    L: sp.spmatrix,
+    L,
     *,
     method: str,
     window,
@@ -155,6 +155,7 @@ def finish(
 ) -> SteadyState:
     """Normalise, gather the evidence, and refuse states that are not steady states.
 
+    ``L`` is the sparse Liouvillian or a :class:`.LiouvillianAction` (not stored).
     ``hermitian_rows``: ``L`` holds only the rows with ``q = M - M' >= 0``. For the
     Hermitian states the solvers return, row ``-q`` of ``L rho`` is the conjugate of row
     ``q``, so the full residual is ``sqrt(|r_0|^2 + 2 |r_{q>0}|^2)``; ``||L||_1`` is then
@@ -170,13 +171,16 @@ def finish(
     if not np.isfinite(trace) or abs(trace) < 1e-300:
         raise SteadyStateError(f"solve returned a state with trace {trace!r}")
     state = BlockState(state.layout, state.rho / trace)
-    r = L @ state.rho
+    if sp.issparse(L):
+        r = L @ state.rho
+        normL = float(abs(L).sum(axis=0).max()) if L.nnz else 0.0
+    else:  # an operator that is not stored (.LiouvillianAction)
+        r, normL = L.apply(state.rho)
     if hermitian_rows:
         w = hermitian_row_weights(state.layout)
         residual = float(np.sqrt(np.sum(w * np.abs(r) ** 2)))
     else:
         residual = float(np.linalg.norm(r))
-    normL = float(abs(L).sum(axis=0).max()) if L.nnz else 0.0
     rel = residual / max(normL * float(np.linalg.norm(state.rho)), 1e-300)
     if not rel <= tol:
         raise SteadyStateError(

@@ -21,6 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..dicke import BlockLayout
+from ..liouvillian import liouvillian_rows, row_blocks, stack_rows
+from ..models import QubitModel
 
 
 @dataclass
@@ -36,6 +38,26 @@ class HermitianFold:
 
     @classmethod
     def build(cls, L: sp.spmatrix, layout: BlockLayout) -> "HermitianFold":
+        """The fold of the assembled complex ``L`` (rows with q < 0 are ignored)."""
+        L = sp.csr_matrix(L)
+        n = layout.size
+        chunks = ((r0, min(n, r0 + FOLD_CHUNK), L[r0:min(n, r0 + FOLD_CHUNK)])
+                  for r0 in range(0, n, FOLD_CHUNK))
+        return cls._from_rows(chunks, layout)
+
+    @classmethod
+    def assemble(cls, model: QubitModel, layout: BlockLayout) -> "HermitianFold":
+        """The fold of the model's Liouvillian, assembled a block range of rows at a time
+        (:func:`.liouvillian_rows`) and folded at once: the complex ``L`` is never held
+        whole, so the assembly needs about the memory of ``B`` alone."""
+        off = layout.block_offsets
+        chunks = ((int(off[ja]), int(off[jb]),
+                   liouvillian_rows(model, layout, ja, jb, hermitian_rows=True))
+                  for ja, jb in row_blocks(layout))
+        return cls._from_rows(chunks, layout)
+
+    @classmethod
+    def _from_rows(cls, chunks, layout: BlockLayout) -> "HermitianFold":
         jidx, i, k = layout.elements
         q_all = k - i  # M - M'
         pos = np.nonzero(q_all >= 0)[0]
@@ -43,7 +65,7 @@ class HermitianFold:
         partner = layout.index(jidx[off], k[off], i[off])
         if np.any(partner < 0):
             raise ValueError("the layout's window must be symmetric in q")
-        B = _fold(sp.csr_matrix(L), layout, pos, off, partner)
+        B = _fold(chunks, layout, pos, off, partner)
         q = np.concatenate([q_all[pos], q_all[off]])
         return cls(layout, pos, off, partner, B, q)
 
@@ -104,14 +126,16 @@ class HermitianFold:
 FOLD_CHUNK = 1 << 16
 
 
-def _fold(L: sp.csr_matrix, layout: BlockLayout, pos, off, partner) -> sp.csr_matrix:
-    """``B``: the real form of ``L`` restricted to its rows with q >= 0, by index arithmetic.
+def _fold(chunks, layout: BlockLayout, pos, off, partner) -> sp.csr_matrix:
+    """``B``: the real form of ``L`` restricted to its rows with q >= 0, by index arithmetic,
+    from ``chunks``: ``(r0, r1, rows)`` with ``rows`` the CSR rows ``r0 .. r1 - 1`` of ``L``,
+    consecutive and covering all rows.
 
     Each element ``s`` is ``rho_s = x + i sigma y`` in the real unknowns of the element it
     is stored as: itself for q >= 0 (``sigma = +1``; no ``y`` for q = 0), its transpose for
     q < 0 (``sigma = -1``). An entry ``v`` of ``L`` at (e, s) then gives
     ``Re v`` at (Re e, x) and ``-sigma Im v`` at (Re e, y), and for q_e > 0 ``Im v`` at
-    (Im e, x) and ``sigma Re v`` at (Im e, y); duplicates are summed. Done in row chunks,
+    (Im e, x) and ``sigma Re v`` at (Im e, y); duplicates are summed. Done chunk by chunk,
     so the temporaries stay small beside ``B``.
     """
     n, npos, noff = layout.size, pos.size, off.size
@@ -125,10 +149,10 @@ def _fold(L: sp.csr_matrix, layout: BlockLayout, pos, off, partner) -> sp.csr_ma
     del xid
     top, bottom = [], []
     size = npos + noff
-    for r0 in range(0, n, FOLD_CHUNK):
-        r1 = min(n, r0 + FOLD_CHUNK)
-        C = L[r0:r1].tocoo()
-        e, s, v = C.row + r0, C.col, C.data
+    for r0, r1, rows_of_L in chunks:
+        C = rows_of_L.tocoo()
+        del rows_of_L
+        e, s, v = C.row.astype(np.int64) + r0, C.col, C.data
         del C
         # rows of L with q < 0 are empty (hermitian_rows) or ignored: keep q_e >= 0 only
         is_pos = np.zeros(r1 - r0, bool)
@@ -156,31 +180,4 @@ def _fold(L: sp.csr_matrix, layout: BlockLayout, pos, off, partner) -> sp.csr_ma
         bottom.append(sp.csr_matrix((vals, (rows, cols)), shape=(o_hi - o_lo, size)))
         del e, s, v, xs, ys, sg, rows, cols, vals
     parts, top, bottom = top + bottom, None, None  # only the list refers to the blocks now
-    return _stack_rows(parts, size)
-
-
-def _stack_rows(parts: list, ncols: int) -> sp.csr_matrix:
-    """The row blocks ``parts`` (CSR, duplicates summed) stacked into one CSR matrix, each
-    block freed as soon as it is copied: the output is allocated untouched (``np.empty``)
-    and fills page by page, so the peak is about one copy of the matrix instead of the two
-    of ``scipy.sparse.vstack``."""
-    for p in parts:
-        p.sum_duplicates()
-        p.eliminate_zeros()
-    nrows = sum(p.shape[0] for p in parts)
-    nnz = sum(p.nnz for p in parts)
-    itype = np.int32 if max(nnz, ncols) < np.iinfo(np.int32).max else np.int64
-    indptr = np.empty(nrows + 1, dtype=itype)
-    indices = np.empty(nnz, dtype=itype)
-    data = np.empty(nnz)
-    indptr[0] = 0
-    row = at = 0
-    for k in range(len(parts)):
-        p, parts[k] = parts[k], None
-        n, m = p.shape[0], p.nnz
-        indptr[row + 1:row + n + 1] = p.indptr[1:] + at
-        indices[at:at + m] = p.indices
-        data[at:at + m] = p.data
-        row, at = row + n, at + m
-        del p
-    return sp.csr_matrix((data, indices, indptr), shape=(nrows, ncols))
+    return stack_rows(parts, size)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -191,6 +192,75 @@ def _merged(jobs: list) -> list:
     return out
 
 
+# --------------------------------------------------------------------------------------
+# Factors made in threads, freed in the thread that made them
+# --------------------------------------------------------------------------------------
+_factor_threads: list[ThreadPoolExecutor] = []
+_factor_threads_lock = threading.Lock()
+
+
+def factor_threads(count: int) -> list[ThreadPoolExecutor]:
+    """``count`` single-thread executors that live as long as the process (created on first
+    use): the threads that make, and later free, the sector factors (:class:`OwnedFactor`)."""
+    with _factor_threads_lock:
+        while len(_factor_threads) < count:
+            _factor_threads.append(ThreadPoolExecutor(1, thread_name_prefix="picorr-factor"))
+        return _factor_threads[:count]
+
+
+def _drop(holder: list) -> None:
+    holder.clear()  # the factor's last reference goes here, in its own thread
+
+
+class OwnedFactor:
+    """A SuperLU factor with the thread that made it, to which it is handed back to be freed.
+
+    SciPy's SuperLU wrapper records every allocation in a table of the thread that made it
+    and frees a pointer only from that thread's table (``_superlu_utils.c``): a factor made
+    in one thread and collected in another keeps all its memory (scipy/scipy#15921). Measured
+    with SciPy 1.17.1: four factors of a 40 000-unknown complex lattice made in two threads
+    of a pool and deleted in the main thread left 0.27 GB resident per round, never
+    returned; at N = 1000 the factors of the coarse N = 500 solve stayed resident through
+    the whole solve. A thread that exits while its factors are in use may also free them
+    under them in newer versions (scipy/scipy#25759). So the factor threads persist
+    (:func:`factor_threads`) and a factor made in one is released there.
+    """
+
+    __slots__ = ("lu", "owner")
+
+    def __init__(self, lu, owner: ThreadPoolExecutor | None):
+        self.lu, self.owner = lu, owner
+
+    @property
+    def nnz(self) -> int:
+        return self.lu.nnz
+
+    @property
+    def shape(self):
+        return self.lu.shape
+
+    def solve(self, b):
+        return self.lu.solve(b)
+
+    def release(self) -> None:
+        """Free the factor (in its own thread when it was made in a factor thread)."""
+        lu, self.lu = getattr(self, "lu", None), None
+        if lu is None:
+            return
+        owner = getattr(self, "owner", None)
+        if owner is None:
+            return  # made in the caller's thread: freed here
+        holder = [lu]
+        del lu
+        try:
+            owner.submit(_drop, holder)
+        except RuntimeError:  # the interpreter is shutting down
+            pass
+
+    def __del__(self):
+        self.release()
+
+
 def _fingerprint(A: sp.csc_matrix) -> tuple:
     """Shape, type and a BLAKE2 digest of a (canonical) sparse matrix's structure and values."""
     A.sort_indices()
@@ -233,14 +303,14 @@ class SectorPreconditioner:
         if self.merged:
             jobs = _merged(jobs)
 
-        def build(job):
+        def build(job, owner=None):
             key, xs, ys, block = job
             digest = None if cache is None else _fingerprint(block)
             hit = None if cache is None else cache.get(key)
             if hit is not None and hit[1] == digest:
                 return key, xs, ys, hit[0]
             try:
-                lu = factorize(block)
+                lu = OwnedFactor(factorize(block), owner)
             except RuntimeError as exc:
                 raise NoUniqueSteadyStateError(
                     f"the q = {key} sector of the Liouvillian is singular ({exc}); "
@@ -251,9 +321,21 @@ class SectorPreconditioner:
             return key, xs, ys, lu
 
         jobs.sort(key=lambda j: -j[3].shape[0])  # largest first balances the threads
-        if self.threads > 1:
-            with ThreadPoolExecutor(self.threads) as ex:
-                self.sectors = [r[1:] for r in ex.map(build, jobs)]
+        if self.threads > 1:  # each factor thread takes the next job until none is left
+            queue, lock = iter(jobs), threading.Lock()
+
+            def work(owner):
+                done = []
+                while True:
+                    with lock:
+                        job = next(queue, None)
+                    if job is None:
+                        return done
+                    done.append(build(job, owner))
+
+            pools = factor_threads(self.threads)
+            futures = [p.submit(work, p) for p in pools]
+            self.sectors = [r[1:] for f in futures for r in f.result()]
         else:
             self.sectors = [build(j)[1:] for j in jobs]
         self.factor_nnz = int(sum(lu.nnz for _, _, lu in self.sectors))
@@ -404,11 +486,13 @@ def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=
 def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True):
     """``(fold, L)``: the Liouvillian on ``layout`` (rows with q >= 0 only, see
     :func:`.finish`, ``hermitian_rows``) and its Hermitian real form. ``keep_operator=False``
-    frees ``L`` once it is folded (returned as None), for a caller that checks the residual
-    on another operator: the complex ``L`` is about 95 bytes per real unknown."""
+    folds the rows as they are assembled (:meth:`.HermitianFold.assemble`) and returns
+    ``L = None``, for a caller that checks the residual on another operator: the complex
+    ``L`` is about 95 bytes per real unknown, and is then never held whole."""
+    if not keep_operator:
+        return HermitianFold.assemble(model, layout), None
     L = liouvillian(model, layout, hermitian_rows=True)
-    fold = HermitianFold.build(L, layout)
-    return fold, (L if keep_operator else None)
+    return HermitianFold.build(L, layout), L
 
 
 def solve_fold(fold: HermitianFold, *, x0_complex=None, gmres_tol=1e-13, restart=60,

@@ -26,10 +26,13 @@ calibration peaks: 1.05-1.08 times at N = 600, 1.10-1.16 at N = 800, 1.08-1.10 a
 N = 1000 and 1.2-1.6 times at N = 200-400 (where the excess is under 0.6 GB).
 ``tests/test_engine.py`` checks the estimate against a fresh measurement.
 
-The calibration predates the coherence bands and the fixed mmap threshold
-(:func:`limit_heap_retention`), which lower the memory per real unknown of the masked solves;
-the estimate is then higher than the peak by more (N = 1000, Gamma = 1.68: 9.3 GB against a
-measured 8.46 GB with the bands and the threshold), which errs on the side of refusing.
+The calibration predates the coherence bands, the fixed mmap threshold
+(:func:`limit_heap_retention`), the assembly of the fold by block ranges of rows
+(:meth:`.HermitianFold.assemble`) and the factors freed in the thread that made them
+(:class:`.krylov.OwnedFactor`), which all lower the memory per real unknown of the masked
+solves; the estimate is then higher than the peak by more (N = 1000, Gamma = 1.68: 9.3 GB
+against a measured 8.46 GB with the bands and the threshold, and 6.9 GB with all four),
+which errs on the side of refusing.
 """
 
 from __future__ import annotations

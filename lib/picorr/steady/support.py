@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dicke import BlockLayout, block_sizes, j_values
-from ..liouvillian import liouvillian
+from ..liouvillian import LiouvillianAction
 from ..states import BlockState
 from ._result import hermitian_row_weights
 
@@ -189,14 +189,16 @@ def embed(rho: np.ndarray, old: BlockLayout, new: BlockLayout) -> np.ndarray:
 
 def widened(model, layout: BlockLayout, rho: np.ndarray, *, hermitian_rows: bool = False):
     """``(state, L, leak)``: the solution ``rho`` of a masked layout carried onto the mask
-    widened by the Liouvillian's reach (:func:`dilate`), the Liouvillian there, and the
-    residual ``||(L rho)_e||`` over the elements ``e`` the mask left out (the flux into them;
-    weighted as in :func:`.hermitian_row_weights` when only q >= 0 rows are kept). The
-    residual of the returned state on ``L`` then counts that flux."""
+    widened by the Liouvillian's reach (:func:`dilate`), the Liouvillian there (as a
+    :class:`.LiouvillianAction`, assembled a block range at a time for each product and
+    never held whole), and the residual ``||(L rho)_e||`` over the elements ``e`` the mask
+    left out (the flux into them; weighted as in :func:`.hermitian_row_weights` when only
+    q >= 0 rows are kept). The residual of the returned state on ``L`` then counts that
+    flux."""
     N = model.N
     wide = BlockLayout(N, layout.window, rows=dilate(N, layout.rows, 2))
     state = BlockState(wide, embed(rho, layout, wide))
-    L = liouvillian(model, wide, hermitian_rows=hermitian_rows)
+    L = LiouvillianAction(model, wide, hermitian_rows=hermitian_rows)
     outside = np.ones(wide.size, bool)
     outside[wide.index(*layout.elements)] = False
     r2 = np.abs(L @ (state.rho / state.trace)) ** 2
