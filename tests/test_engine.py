@@ -474,17 +474,22 @@ def _bordered_fold(model, window=None):
     return A.tocsr(), fold.q, fold.complex_partner()
 
 
-@pytest.mark.parametrize("case,chunk", [("lmg", 1 << 18), ("lmg", 7), ("general", 1 << 18),
-                                        ("perturbed", 50)])
-def test_sector_blocks_are_the_diagonal_blocks_of_the_dense_matrix(case, chunk, monkeypatch):
+@pytest.mark.parametrize("case,chunk,large", [("lmg", 1 << 18, 1 << 30), ("lmg", 7, 1 << 30),
+                                              ("general", 1 << 18, 1 << 30),
+                                              ("perturbed", 50, 1 << 30), ("lmg", 1 << 18, 1),
+                                              ("general", 1 << 18, 1), ("perturbed", 50, 60)])
+def test_sector_blocks_are_the_diagonal_blocks_of_the_dense_matrix(case, chunk, large,
+                                                                   monkeypatch):
     """Every sector's block from the vectorised extraction against the dense matrix: a real
     block is A on the sector's unknowns; a complex block C on (xs, ys) has the real form
     [[Re C, -Im C], [Im C, Re C]] equal to A on (xs, ys). LMG: every q > 0 sector is
     complex; the general model (q -> q +- 2) keeps q = 1 real; a yy entry of q = 3 moved by
-    1e-9 makes that sector real. Extracting a few unknowns at a time changes nothing."""
+    1e-9 makes that sector real. Extracting a few unknowns at a time, or the large sectors
+    one by one (``large``: the smallest sector so extracted), changes nothing."""
     from picorr.steady import krylov
 
     monkeypatch.setattr(krylov, "EXTRACT_CHUNK", chunk)
+    monkeypatch.setattr(krylov, "LARGE_SECTOR", large)
     model = general_case(9)[0] if case == "general" else lmg(13, 3.0, 0.5, 1.68, 1.0)
     A, q, partner = _bordered_fold(model, None if case != "perturbed" else 5)
     if case == "perturbed":
