@@ -570,6 +570,37 @@ def test_factors_made_in_threads_are_freed_in_the_thread_that_made_them(monkeypa
     assert sorted(dropped) == made_in
 
 
+def _factor_with_two_threads():
+    import scipy.sparse as sp
+
+    from picorr.steady import krylov
+
+    A = sp.block_diag([sp.diags([-1.0, 4.0, -1.0], [-1, 0, 1], shape=(50, 50))] * 3).tocsr()
+    P = krylov.SectorPreconditioner(A, np.repeat(np.arange(3), 50), threads=2)
+    x = np.arange(150.0)
+    if not np.allclose(P.solve(A @ x), x):
+        raise SystemExit(1)
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="needs fork")
+def test_a_forked_child_makes_its_own_factor_threads():
+    """The factor threads live as long as the process; a child forked from a process that
+    has them (which inherits the executors but not their threads) must start its own
+    instead of queueing work that no thread runs."""
+    import multiprocessing as mp
+
+    from picorr.steady import krylov
+
+    krylov.factor_threads(2)[0].submit(lambda: None).result()  # the parent has them
+    child = mp.get_context("fork").Process(target=_factor_with_two_threads)
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+
+
 @pytest.mark.parametrize("N,window,rows", [(9, None, False), (12, 4, True)])
 def test_layout_index_against_a_table_of_the_stored_elements(N, window, rows):
     """``BlockLayout.index`` against a dictionary of the stored elements, for random

@@ -62,7 +62,7 @@ EXTRACT_CHUNK = 1 << 16
 LARGE_SECTOR = 8192
 
 
-def _large_sector_block(A: sp.csr_matrix, idx: np.ndarray, xs, ys):
+def _large_sector_block(A: sp.csr_matrix, xs: np.ndarray, ys: np.ndarray):
     """One sector's block by SciPy's indexing: ``C`` (CSC) on ``(xs, ys)`` when the real
     block is the real form of ``C`` to 1e-14 of its largest entry, else None."""
     both = np.r_[xs, ys]
@@ -143,7 +143,7 @@ def sector_blocks(A: sp.csr_matrix, sector: np.ndarray, partner: np.ndarray | No
             if paired[sec]:
                 ys = idx[is_y[idx]]
                 xs = partner[ys]
-                blk = _large_sector_block(A, idx, xs, ys)
+                blk = _large_sector_block(A, xs, ys)
             if blk is None:
                 blocks.append((key, idx, None, A[idx][:, idx].tocsc()))
             else:
@@ -241,6 +241,17 @@ def factor_threads(count: int) -> list[ThreadPoolExecutor]:
         while len(_factor_threads) < count:
             _factor_threads.append(ThreadPoolExecutor(1, thread_name_prefix="picorr-factor"))
         return _factor_threads[:count]
+
+
+def _forget_factor_threads() -> None:
+    """In a forked child the factor threads of the parent do not exist: start afresh."""
+    global _factor_threads_lock
+    _factor_threads.clear()
+    _factor_threads_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_factor_threads)
 
 
 def _drop(holder: list) -> None:
