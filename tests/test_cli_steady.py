@@ -50,6 +50,10 @@ def test_readable_summary():
           "--max-memory", "0.01"], "--N 150: N = 150 needs an estimated"),
         (["--N", "50", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1",
           "--max-memory", "-1"], "--max-memory"),
+        (["--N", "120", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1",
+          "--window-tol", "0"], "--window-tol must be a number in (0, 1)"),
+        (["--N", "40", "--coupling", "3", "--h", "0.5", "--Gamma", "1", "--gamma", "1",
+          "--window-tol", "1e-6"], "--window-tol applies to the window method only"),
     ],
 )
 def test_bad_input_is_one_line(args, word):
@@ -58,3 +62,19 @@ def test_bad_input_is_one_line(args, word):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert word in lines[0]
+
+
+def test_window_tolerance_sets_the_truncation_error():
+    """``--window-tol`` sets the window scan's tolerance: at N = 120 the default (1e-9) stops
+    at an estimated error of a few 1e-12, so 1e-12 needs a larger window, whose estimate is
+    below it and whose I_M/N is within the default's estimate of the default solve."""
+    base = ["--N", "120", "--coupling", "3", "--h", "0.5", "--Gamma", "1.68", "--gamma", "1",
+            "--json"]
+    ref = run(*base)
+    tight = run(*base, "--window-tol", "1e-12")
+    assert ref.returncode == 0 and tight.returncode == 0, tight.stderr
+    ref, tight = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (ref, tight))
+    assert ref["method"] == tight["method"] == "window"
+    assert 1e-12 < ref["window_error_estimate"] < 1e-9
+    assert tight["window_error_estimate"] < 1e-12 and tight["window"] > ref["window"]
+    assert abs(tight["IM_per_N"] - ref["IM_per_N"]) <= ref["window_error_estimate"]

@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
         help="solver (default: chosen from the model's symmetry and size)",
     )
     p.add_argument("--tol", type=float, default=1e-10, help="accepted relative residual")
+    p.add_argument("--window-tol", type=float, default=None, metavar="TOL",
+                   help="window method only: the largest estimated error of I_M/N and m "
+                   "that the coherence truncation may leave (default 1e-9)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help="refuse a solve whose estimated peak memory exceeds this many GB "
                    "(default: the memory available)")
@@ -44,6 +47,7 @@ def run(args) -> dict:
     from ..steady import SteadyStateError, steady_state
 
     from ..steady import InsufficientMemoryError
+    from ..steady._select import choose_method
 
     model = lmg(args.N, args.coupling, args.h, args.Gamma, args.gamma)
     opts = {}
@@ -51,6 +55,15 @@ def run(args) -> dict:
         if not args.max_memory > 0:
             raise CLIError(f"--max-memory must be a positive number of GB, got {args.max_memory}")
         opts["max_memory"] = args.max_memory * 1e9
+    if args.window_tol is not None:
+        if not 0 < args.window_tol < 1:
+            raise CLIError(f"--window-tol must be a number in (0, 1), got {args.window_tol}")
+        method = choose_method(model) if args.method == "auto" else args.method
+        if method != "window":
+            raise CLIError(f"--window-tol applies to the window method only, and --N {args.N} "
+                           f"is solved by {method!r} without truncation; add --method window "
+                           "to truncate")
+        opts["window_tol"] = args.window_tol
     t0 = time.perf_counter()
     try:
         res = steady_state(model, method=args.method, tol=args.tol, **opts)
