@@ -281,10 +281,6 @@ class OwnedFactor:
     def nnz(self) -> int:
         return self.lu.nnz
 
-    @property
-    def shape(self):
-        return self.lu.shape
-
     def solve(self, b):
         return self.lu.solve(b)
 
