@@ -361,6 +361,28 @@ def test_window_equals_untruncated(N, h, Gamma):
     assert 0 <= win.info["negative_weight"] < 1e-9
 
 
+def test_windows_that_cannot_be_last_are_solved_to_the_scan_tolerance():
+    """The first window of a scan, and one after a window that broke positivity, cannot be
+    returned (the scan stops on a change between two positive windows): they are solved to
+    ``scan_gmres_tol``, every other to ``gmres_tol``. The answer is that of a scan solving
+    every window to ``gmres_tol`` (to 1e-11 in I_M/N and m, far below window_tol), with
+    fewer iterations in the first window."""
+    model = lmg(64, 3.0, 0.5, 2.7, 1.0)
+    loose = steady_state(model, method="window", start=8)
+    tight = steady_state(model, method="window", start=8, scan_gmres_tol=1e-13)
+    scan = loose.info["scan"]
+    assert len(scan) >= 2
+    for i, s in enumerate(scan):
+        cannot_be_last = i == 0 or np.isnan(scan[i - 1]["IM_per_N"])
+        assert s["gmres_tol"] == (1e-10 if cannot_be_last else 1e-13)
+    assert scan[-1]["gmres_tol"] == 1e-13
+    assert [s["window"] for s in scan] == [s["window"] for s in tight.info["scan"]]
+    assert scan[0]["iterations"] < tight.info["scan"][0]["iterations"]
+    assert abs(loose.IM_per_N - tight.IM_per_N) < 1e-11
+    np.testing.assert_allclose(loose.m, tight.m, atol=1e-11)
+    assert loose.relative_residual < 1e-10
+
+
 def test_tail_estimate_of_a_geometric_series():
     """The window's error estimate on a sequence with a known limit: changes of a geometric
     series with ratio 1/30 (as measured for the LMG window at N = 400) give the exact tail;
