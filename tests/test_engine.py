@@ -691,7 +691,8 @@ def test_fold_assembled_by_block_ranges_equals_the_fold_of_L(case, window, chunk
     """Assembling L a block range of rows at a time (each from the sources in the blocks
     around it) gives the same L as before and the same fold as folding the whole L, for
     chunks of a few elements (one block a range, several source chunks) up to the whole
-    layout; the action of L that is never stored gives L @ rho and ||L||_1."""
+    layout, in one thread or several; the action of L that is never stored gives L @ rho
+    and ||L||_1."""
     import importlib
 
     import picorr.steady.hermitian as hm
@@ -705,17 +706,25 @@ def test_fold_assembled_by_block_ranges_equals_the_fold_of_L(case, window, chunk
     parts = liouvillian(model, lay, hermitian_rows=True)
     d = parts - whole  # duplicates may be summed in another order: round-off only
     assert parts.nnz == whole.nnz and (abs(d).max() if d.nnz else 0.0) <= 1e-15 * abs(whole).max()
-    a = hm.HermitianFold.assemble(model, lay)
-    b = hm.HermitianFold.build(whole, lay)
-    d = a.B - b.B
-    assert (abs(d).max() if d.nnz else 0.0) <= 1e-15 * abs(b.B).max()
-    assert np.array_equal(a.q, b.q) and np.array_equal(a.partner, b.partner)
+    threaded = liouvillian(model, BlockLayout(model.N, window), hermitian_rows=True, threads=2)
+    assert (threaded != parts).nnz == 0  # the same ranges, made in two threads
+    b = hm.HermitianFold.build(whole, lay, threads=1)
+    assert (hm.HermitianFold.build(whole, lay, threads=2).B != b.B).nnz == 0
+    for threads in (1, 2, 3):  # block ranges assembled and folded in threads: same matrix
+        a = hm.HermitianFold.assemble(model, BlockLayout(model.N, window), threads=threads)
+        d = a.B - b.B
+        assert (abs(d).max() if d.nnz else 0.0) <= 1e-15 * abs(b.B).max()
+        assert np.array_equal(a.q, b.q) and np.array_equal(a.partner, b.partner)
     rho = np.random.default_rng(5).normal(size=lay.size) * (1 + 0.5j)
     act = lv.LiouvillianAction(model, lay, hermitian_rows=True)
     r, norm = act.apply(rho)
     np.testing.assert_allclose(r, whole @ rho, rtol=0, atol=1e-13 * np.abs(whole @ rho).max())
     assert norm == pytest.approx(float(abs(whole).sum(axis=0).max()), rel=1e-14)
     np.testing.assert_array_equal(act @ rho, r)  # the kept product
+    r2, norm2 = lv.LiouvillianAction(model, BlockLayout(model.N, window), hermitian_rows=True,
+                                     threads=2).apply(rho)
+    np.testing.assert_array_equal(r2, r)  # the same rows, made in two threads
+    assert norm2 == norm
 
 
 # --------------------------------------------------------------------------------------

@@ -295,6 +295,14 @@ class BlockLayout:
         start.ravel()[1:] = flat[:-1]
         return lo.astype(np.int64), length.astype(np.int64), start, int(flat[-1])
 
+    def precompute(self, *, coordinates: bool = True) -> "BlockLayout":
+        """Compute the lazily computed tables now (``JMM`` too unless ``coordinates`` is
+        False), so that threads sharing the layout read them instead of each making its own."""
+        for name in ("J", "_row_bounds", "block_offsets", "elements", "band_array") \
+                + (("JMM",) if coordinates else ()):
+            getattr(self, name)
+        return self
+
     @property
     def size(self) -> int:
         """Number of stored elements (unknowns)."""

@@ -33,6 +33,7 @@ These formulas are checked against the full 2^N-dimensional Lindblad equation in
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,7 +235,7 @@ def stack_rows(parts: list, ncols: int) -> sp.csr_matrix:
 
 
 def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
-                hermitian_rows: bool = False) -> sp.csr_matrix:
+                hermitian_rows: bool = False, threads: int = 1) -> sp.csr_matrix:
     """Sparse Liouvillian on the stored elements of ``layout`` (default: all of them).
 
     Returns the complex CSR matrix ``L`` with ``d rho/dt = L rho`` for ``rho`` stored as in
@@ -243,15 +244,25 @@ def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
     only the rows with ``q = M - M' >= 0`` (the others are empty): for a Hermitian ``rho``
     they determine the rest, and they are all the Hermitian fold needs.
 
-    The rows are assembled a block range at a time (:func:`liouvillian_rows`) and stacked
-    in place (:func:`stack_rows`), so the memory beyond the result stays bounded at large N.
+    The rows are assembled a block range at a time (:func:`liouvillian_rows`; ``threads``
+    ranges at once) and stacked in place (:func:`stack_rows`), so the memory beyond the
+    result stays bounded at large N.
     """
     if layout is None:
         layout = BlockLayout(model.N)
     if layout.N != model.N:
         raise ValueError(f"layout is for N = {layout.N} but the model has N = {model.N}")
-    parts = [liouvillian_rows(model, layout, ja, jb, hermitian_rows=hermitian_rows)
-             for ja, jb in row_blocks(layout)]
+
+    def rows(blocks):
+        return liouvillian_rows(model, layout, *blocks, hermitian_rows=hermitian_rows)
+
+    ranges = row_blocks(layout)
+    if threads > 1 and len(ranges) > 1:
+        layout.precompute()
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(rows, ranges))
+    else:
+        parts = [rows(blocks) for blocks in ranges]
     if not parts:
         return sp.csr_matrix((layout.size, layout.size), dtype=complex)
     return stack_rows(parts, layout.size)
@@ -267,9 +278,11 @@ class LiouvillianAction:
     assemble ``L`` once between them.
     """
 
-    def __init__(self, model: QubitModel, layout: BlockLayout, *, hermitian_rows: bool = False):
+    def __init__(self, model: QubitModel, layout: BlockLayout, *, hermitian_rows: bool = False,
+                 threads: int = 1):
         self.model, self.layout, self.hermitian_rows = model, layout, hermitian_rows
         self.shape = (layout.size, layout.size)
+        self.threads = max(1, int(threads))  # block ranges assembled at once
         self._last = None
 
     def apply(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
@@ -280,14 +293,27 @@ class LiouvillianAction:
         colsum = np.zeros(self.layout.size)
         off = self.layout.block_offsets
         nJ = off.size - 1
-        for ja, jb in row_blocks(self.layout):
+
+        def one(blocks):  # this range's rows of L rho, and its share of the column sums
+            ja, jb = blocks
             R = liouvillian_rows(self.model, self.layout, ja, jb,
                                  hermitian_rows=self.hermitian_rows)
-            out[off[ja]:off[jb]] = R @ rho
             s0, s1 = off[max(ja - 1, 0)], off[min(jb + 1, nJ)]  # the columns it can have
-            colsum[s0:s1] += np.bincount(R.indices - s0, weights=np.abs(R.data),
-                                         minlength=s1 - s0)
-            del R
+            return R @ rho, np.bincount(R.indices - s0, weights=np.abs(R.data),
+                                        minlength=s1 - s0)
+
+        def gather(done):  # consumed in order, as the ranges finish
+            for (ja, jb), (Lrho, cs) in zip(ranges, done):
+                out[off[ja]:off[jb]] = Lrho
+                colsum[off[max(ja - 1, 0)]:off[min(jb + 1, nJ)]] += cs
+
+        ranges = row_blocks(self.layout)
+        if self.threads > 1 and len(ranges) > 1:
+            self.layout.precompute()
+            with ThreadPoolExecutor(self.threads) as pool:
+                gather(pool.map(one, ranges))
+        else:
+            gather(map(one, ranges))
         norm = float(colsum.max()) if colsum.size else 0.0
         self._last = (rho.copy(), out.copy(), norm)
         return out, norm

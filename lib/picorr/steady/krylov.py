@@ -533,7 +533,7 @@ def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True)
     ``L`` is about 95 bytes per real unknown, and is then never held whole."""
     if not keep_operator:
         return HermitianFold.assemble(model, layout), None
-    L = liouvillian(model, layout, hermitian_rows=True)
+    L = liouvillian(model, layout, hermitian_rows=True, threads=default_threads())
     return HermitianFold.build(L, layout), L
 
 

@@ -198,7 +198,8 @@ def widened(model, layout: BlockLayout, rho: np.ndarray, *, hermitian_rows: bool
     N = model.N
     wide = BlockLayout(N, layout.window, rows=dilate(N, layout.rows, 2))
     state = BlockState(wide, embed(rho, layout, wide))
-    L = LiouvillianAction(model, wide, hermitian_rows=hermitian_rows)
+    from .krylov import default_threads
+    L = LiouvillianAction(model, wide, hermitian_rows=hermitian_rows, threads=default_threads())
     outside = np.ones(wide.size, bool)
     outside[wide.index(*layout.elements)] = False
     r2 = np.abs(L @ (state.rho / state.trace)) ** 2
