@@ -383,6 +383,22 @@ def test_windows_that_cannot_be_last_are_solved_to_the_scan_tolerance():
     assert loose.relative_residual < 1e-10
 
 
+@pytest.mark.parametrize("mask", [False, True])
+def test_window_result_reuses_the_last_windows_correlations(mask):
+    """The returned state's correlations are the last window's, not computed again: they
+    equal those computed afresh from the returned (normalised, for a mask widened by zero
+    rows) state."""
+    from picorr.information import correlations
+
+    res = steady_state(lmg(80, 3.0, 0.5, 1.68, 1.0), method="window", mask=mask)
+    again = correlations(res.state, res.info["negativity_tol"])
+    assert res.IM_per_N == pytest.approx(again.IM_per_N, abs=1e-13)
+    assert res.correlations.S_T == pytest.approx(again.S_T, rel=1e-13)
+    np.testing.assert_allclose(res.m, again.m, rtol=0, atol=1e-14)
+    assert abs(res.min_eigenvalue - again.min_eigenvalue) <= 1e-14 * res.state.rho.real.max()
+    assert res.IM_per_N == res.info["scan"][-1]["IM_per_N"]
+
+
 def test_tail_estimate_of_a_geometric_series():
     """The window's error estimate on a sequence with a known limit: changes of a geometric
     series with ratio 1/30 (as measured for the LMG window at N = 400) give the exact tail;

@@ -152,6 +152,7 @@ def finish(
     info: dict | None = None,
     hermitian_rows: bool = False,
     negativity_tol: float | None = None,
+    known: Correlations | None = None,
 ) -> SteadyState:
     """Normalise, gather the evidence, and refuse states that are not steady states.
 
@@ -164,6 +165,10 @@ def finish(
     ``negativity_tol`` (default: round-off, :data:`~picorr.information.NEGATIVITY_TOLERANCE`)
     is the most negative block eigenvalue accepted, relative to the largest; a method that
     loosens it (a truncated state) gets it and the dropped weight recorded in ``info``.
+
+    ``known``: the correlations of this same state, normalised, when the solver has already
+    computed them (the window scan, on a layout that lacks only rows that are zero here:
+    the same nonzero block eigenvalues); the block eigenvalues are then not computed again.
     """
     import time
 
@@ -189,10 +194,13 @@ def finish(
         )
     herm = hermiticity_error(state)
     info = dict(info or {})
-    if negativity_tol is None:
+    if known is not None:
+        corr = known
+    elif negativity_tol is None:
         corr = correlations(state)  # raises NegativeEigenvalueError beyond round-off
     else:
         corr = correlations(state, negativity_tol)
+    if negativity_tol is not None:
         info.update(negativity_tol=negativity_tol)
     info.update(negative_weight=corr.negative_weight)
     return SteadyState(

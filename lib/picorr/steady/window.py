@@ -267,7 +267,7 @@ def solve_window(
                              negativity_tol)
             IM, m = c.IM_per_N, c.m
         except NegativeEigenvalueError:  # too small a window breaks positivity: go on
-            IM, m = np.nan, np.full(3, np.nan)
+            c, IM, m = None, np.nan, np.full(3, np.nan)
         positive = not np.isnan(IM)
         if positive and prev is not None and not np.isnan(prev[2]):
             d_IM.append(abs(IM - prev[2]))
@@ -313,8 +313,9 @@ def solve_window(
                 window_change_m=tried[-1]["change_m"], window_error_estimate=err,
                 window_ratio=r_IM,
                 windows_tried=len(tried))
+    # the last window's correlations are those of the returned state (widened only by zeros)
     res = finish(model, state, L, method="window", window=Q, t0=t0, tol=tol,
                  iterations=iterations, info=info, hermitian_rows=True,
-                 negativity_tol=negativity_tol)
+                 negativity_tol=negativity_tol, known=c)
     object.__setattr__(res, "info", {**res.info, "scan": tried})
     return res
