@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..dicke import BlockLayout
-from ..liouvillian import liouvillian_rows, row_blocks, stack_rows
+from ..liouvillian import THREAD_MIN_RANGES, liouvillian_rows, row_blocks, stack_rows
 from ..models import QubitModel
 
 
@@ -198,7 +198,7 @@ def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1) -> s
         bottom = sp.csr_matrix((vals, (rows, cols)), shape=(o_hi - o_lo, size))
         return top, bottom
 
-    if threads > 1 and len(chunks) > 1:
+    if threads > 1 and len(chunks) >= THREAD_MIN_RANGES:
         layout.precompute()  # its tables once, before the threads need them
         with ThreadPoolExecutor(threads) as pool:
             folded = list(pool.map(fold_one, chunks))
