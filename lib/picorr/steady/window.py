@@ -256,6 +256,10 @@ def solve_window(
         L = None  # the previous window's operator is not needed any more
         fold, L = assemble_fold(model, layout, keep_operator=rows is None)
         layout.__dict__.pop("JMM", None)  # needed by the assembly only (recomputed if asked)
+        if heap:  # the blocks the assembly threads freed in their own malloc arenas, which
+            # glibc keeps otherwise: at N = 1000, Gamma = 2.7, the peak was 11.05 GB without
+            # this call and 10.03 GB with it (10.24 GB before the assembly ran in threads)
+            release_freed_memory()
         rho, its, info = solve_fold(fold, x0_complex=x0, gmres_tol=tol_here, restart=restart,
                                     maxiter=maxiter, cache=cache, threads=threads)
         del fold
