@@ -525,16 +525,19 @@ def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=
                     "factor_GB": sum(P.factor_bytes for P in Ps) / 1e9, "threads": Po.threads}
 
 
-def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True):
+def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True,
+                  threads: int | None = None):
     """``(fold, L)``: the Liouvillian on ``layout`` (rows with q >= 0 only, see
     :func:`.finish`, ``hermitian_rows``) and its Hermitian real form. ``keep_operator=False``
     folds the rows as they are assembled (:meth:`.HermitianFold.assemble`) and returns
     ``L = None``, for a caller that checks the residual on another operator: the complex
-    ``L`` is about 95 bytes per real unknown, and is then never held whole."""
+    ``L`` is about 95 bytes per real unknown, and is then never held whole. ``threads``
+    block ranges are assembled at once (default: the cores available)."""
+    threads = default_threads() if threads is None else max(1, int(threads))
     if not keep_operator:
-        return HermitianFold.assemble(model, layout), None
-    L = liouvillian(model, layout, hermitian_rows=True, threads=default_threads())
-    return HermitianFold.build(L, layout), L
+        return HermitianFold.assemble(model, layout, threads=threads), None
+    L = liouvillian(model, layout, hermitian_rows=True, threads=threads)
+    return HermitianFold.build(L, layout, threads=threads), L
 
 
 def solve_fold(fold: HermitianFold, *, x0_complex=None, gmres_tol=1e-13, restart=60,
@@ -556,7 +559,7 @@ def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
                    gmres_tol=1e-13, restart=60, maxiter=2000, cache=None, threads=None):
     """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``
     (:func:`assemble_fold`, :func:`solve_fold`)."""
-    fold, L = assemble_fold(model, layout)
+    fold, L = assemble_fold(model, layout, threads=threads)
     rho, its, info = solve_fold(fold, x0_complex=x0_complex, gmres_tol=gmres_tol,
                                 restart=restart, maxiter=maxiter, cache=cache, threads=threads)
     return rho, L, its, info

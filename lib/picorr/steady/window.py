@@ -254,7 +254,7 @@ def solve_window(
         # of 2.3 s at N = 120); with a mask the residual is taken on the widened mask, so
         # the complex L (about 95 bytes per real unknown) is not held through the solves
         L = None  # the previous window's operator is not needed any more
-        fold, L = assemble_fold(model, layout, keep_operator=rows is None)
+        fold, L = assemble_fold(model, layout, keep_operator=rows is None, threads=threads)
         layout.__dict__.pop("JMM", None)  # needed by the assembly only (recomputed if asked)
         if heap:  # the blocks the assembly threads freed in their own malloc arenas, which
             # glibc keeps otherwise: at N = 1000, Gamma = 2.7, the peak was 11.05 GB without
