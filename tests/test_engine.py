@@ -719,8 +719,7 @@ def test_fold_assembled_by_block_ranges_equals_the_fold_of_L(case, window, chunk
     whole = liouvillian(model, lay, hermitian_rows=True)  # one range of all blocks
     monkeypatch.setattr(lv, "ASSEMBLY_CHUNK", chunk)
     monkeypatch.setattr(hm, "FOLD_CHUNK", chunk)
-    for module in (lv, hm):  # threads from two ranges on, to test them at this size
-        monkeypatch.setattr(module, "THREAD_MIN_RANGES", 2)
+    monkeypatch.setattr(lv, "THREAD_MIN_RANGES", 2)  # threads from two ranges on, at this size
     assert len(lv.row_blocks(lay)) > 1 or chunk >= lay.size
     parts = liouvillian(model, lay, hermitian_rows=True)
     d = parts - whole  # duplicates may be summed in another order: round-off only

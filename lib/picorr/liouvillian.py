@@ -137,6 +137,19 @@ def _generator(model: QubitModel) -> CollectivePolynomial:
 #: same 3 s).
 THREAD_MIN_RANGES = 4
 
+def map_ranges(fn, items: list, threads: int, layout: BlockLayout):
+    """``fn`` over ``items`` (block ranges or row chunks of ``layout``), results in order:
+    ``threads`` at once when there are at least :data:`THREAD_MIN_RANGES` items (the
+    layout's lazily computed tables made first, so the threads share them), else one by
+    one. A generator, so a caller can consume each result as it comes."""
+    if threads > 1 and len(items) >= THREAD_MIN_RANGES:
+        layout.precompute()
+        with ThreadPoolExecutor(threads) as pool:
+            yield from pool.map(fn, items)
+    else:
+        yield from map(fn, items)
+
+
 #: Elements whose rows are assembled at once (whole blocks, at least one), and source
 #: elements evaluated at once: bounds the memory beyond the result (tens of MB for the LMG
 #: model) whatever the size of the layout.
@@ -262,13 +275,7 @@ def liouvillian(model: QubitModel, layout: BlockLayout | None = None, *,
     def rows(blocks):
         return liouvillian_rows(model, layout, *blocks, hermitian_rows=hermitian_rows)
 
-    ranges = row_blocks(layout)
-    if threads > 1 and len(ranges) >= THREAD_MIN_RANGES:
-        layout.precompute()
-        with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(rows, ranges))
-    else:
-        parts = [rows(blocks) for blocks in ranges]
+    parts = list(map_ranges(rows, row_blocks(layout), threads, layout))
     if not parts:
         return sp.csr_matrix((layout.size, layout.size), dtype=complex)
     return stack_rows(parts, layout.size)
@@ -314,12 +321,7 @@ class LiouvillianAction:
                 colsum[off[max(ja - 1, 0)]:off[min(jb + 1, nJ)]] += cs
 
         ranges = row_blocks(self.layout)
-        if self.threads > 1 and len(ranges) >= THREAD_MIN_RANGES:
-            self.layout.precompute()
-            with ThreadPoolExecutor(self.threads) as pool:
-                gather(pool.map(one, ranges))
-        else:
-            gather(map(one, ranges))
+        gather(map_ranges(one, ranges, self.threads, self.layout))
         norm = float(colsum.max()) if colsum.size else 0.0
         self._last = (rho.copy(), out.copy(), norm)
         return out, norm

@@ -15,14 +15,13 @@ q > 0 elements in layout order.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..dicke import BlockLayout
-from ..liouvillian import THREAD_MIN_RANGES, liouvillian_rows, row_blocks, stack_rows
+from ..liouvillian import liouvillian_rows, map_ranges, row_blocks, stack_rows
 from ..models import QubitModel
 
 
@@ -198,12 +197,7 @@ def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1) -> s
         bottom = sp.csr_matrix((vals, (rows, cols)), shape=(o_hi - o_lo, size))
         return top, bottom
 
-    if threads > 1 and len(chunks) >= THREAD_MIN_RANGES:
-        layout.precompute()  # its tables once, before the threads need them
-        with ThreadPoolExecutor(threads) as pool:
-            folded = list(pool.map(fold_one, chunks))
-    else:
-        folded = [fold_one(make) for make in chunks]
+    folded = list(map_ranges(fold_one, chunks, threads, layout))
     parts = [top for top, _ in folded] + [bottom for _, bottom in folded]
     del folded  # only the list refers to the blocks now
     return stack_rows(parts, size)
