@@ -469,6 +469,58 @@ def test_red_black_schur_for_lmg_and_jacobi_fallback_for_delta_q_2():
         np.testing.assert_allclose(res.m, ref.m, atol=1e-10)
 
 
+def test_a_system_handed_over_in_a_list_is_freed_before_gmres(monkeypatch):
+    """solve_fold hands the bordered matrix to solve_sectors in a list, so that the whole
+    matrix is freed once it is split into its colours and is not held through GMRES (a
+    plain argument stays referenced by the caller until the call returns). The answer is
+    the dense solution of the same system, whichever way the matrix is passed."""
+    import weakref
+
+    from picorr.steady import krylov
+
+    def system_of(model):
+        fold, _ = krylov.assemble_fold(model, BlockLayout(model.N, 6))
+        A, b = fold.bordered()
+        return A.tocsr(), b, fold.q, fold.complex_partner()
+
+    A, b, q, partner = system_of(lmg(20, 3.0, 0.5, 2.7, 1.0))
+    exact = np.linalg.solve(A.toarray(), b)
+    alive = []
+    run = krylov.run_gmres
+
+    def spy(*args, **kwargs):
+        alive.append(ref() is not None)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(krylov, "run_gmres", spy)
+    ref = weakref.ref(A)
+    system = [A]
+    del A
+    u, its, info = krylov.solve_sectors(system, b, q, partner=partner)
+    assert system == [] and alive == [False]
+    assert info["scheme"] == "red-black Schur GMRES" and its > 0
+    np.testing.assert_allclose(u, exact, rtol=0, atol=1e-11 * np.abs(exact).max())
+    A2 = system_of(lmg(20, 3.0, 0.5, 2.7, 1.0))[0]
+    u2, its2, _ = krylov.solve_sectors(A2, b, q, partner=partner)
+    assert its2 == its
+    np.testing.assert_allclose(u2, u, rtol=0, atol=1e-13 * np.abs(u).max())
+    # solve_fold hands its matrix over
+    from picorr.steady.hermitian import HermitianFold
+
+    bordered = HermitianFold.bordered
+
+    def recorded(self, consume=False):
+        nonlocal ref
+        A, b = bordered(self, consume)
+        ref = weakref.ref(A)
+        return A, b
+
+    monkeypatch.setattr(HermitianFold, "bordered", recorded)
+    fold, _ = krylov.assemble_fold(lmg(20, 3.0, 0.5, 2.7, 1.0), BlockLayout(20, 6))
+    rho, its3, _ = krylov.solve_fold(fold)
+    assert alive[-1] is False and its3 == its
+
+
 def test_one_colour_is_solved_by_its_sector_factors_alone():
     """With the window 0 only the q = 0 sector is stored: no odd sector to eliminate, and
     the block-diagonal system is solved exactly by its factors, without GMRES. For a U(1)

@@ -456,10 +456,16 @@ def two_coloured(A: sp.spmatrix, sector: np.ndarray) -> bool:
     return not np.any((dq != 0) & (dq % 2 == 0))
 
 
-def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=None,
+def solve_sectors(A, b: np.ndarray, sector: np.ndarray, *, partner=None,
                   x0=None, rtol=1e-13, restart=60, maxiter=2000, cache=None, threads=None,
                   what="GMRES"):
     """Solve ``A u = b`` for ``A`` block-structured over the sector labels.
+
+    ``A`` may be handed over in a one-element list, which is emptied: the matrix is then
+    freed as soon as it has been split into its colours. A matrix passed as a plain argument
+    stays referenced by the caller's frame (or by the argument tuple of ``f(*args)``) until
+    the call returns, so it would be held through the whole GMRES solve (at N = 1000,
+    window 34, about 1.6 GB).
 
     When even and odd sectors do not couple among themselves (:func:`two_coloured`), the
     odd ("red") sectors are eliminated exactly: GMRES runs on the Schur complement
@@ -473,8 +479,16 @@ def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=
     Gamma = 1.68 and 2.7, N = 400 at both and N = 800 at 1.68; 9-20 % less time).
     Otherwise block-Jacobi GMRES on the whole system.
 
+    ``A_ee`` couples each even sector to itself only, so it is the matrix that the even
+    factors invert: GMRES runs on the preconditioned Schur complement
+    ``P_e^{-1} S = I - P_e^{-1} A_eo A_oo^{-1} A_oe`` with right-hand side ``P_e^{-1} r``
+    (the same Krylov spaces and residuals as GMRES on ``S`` preconditioned by ``P_e`` from
+    the left), and ``A_ee`` is not kept.
+
     Returns ``(u, iterations, info)``.
     """
+    if isinstance(A, list):  # handed over (see above)
+        A = A.pop()
     A = sp.csr_matrix(A)
     n = A.shape[0]
     two = two_coloured(A, sector)
@@ -503,13 +517,14 @@ def solve_sectors(A: sp.spmatrix, b: np.ndarray, sector: np.ndarray, *, partner=
     Po = SectorPreconditioner(Aoo, sector[odd], cache, partner=sub(odd), threads=threads)
     del Aoo
     Pe = SectorPreconditioner(Aee, sector[even], cache, partner=sub(even), threads=threads)
+    del Aee  # P_e^{-1} A_ee is the identity
     u = np.empty(n)
     try:
         bo = b[odd]
-        S = sla.LinearOperator((even.size, even.size), dtype=float,
-                               matvec=lambda x: Aee @ x - Aeo @ Po.solve(Aoe @ x))
-        rhs = b[even] - Aeo @ Po.solve(bo)
-        ue, its = run_gmres(S, rhs, Pe, x0=None if x0 is None else x0[even], rtol=rtol,
+        T = sla.LinearOperator((even.size, even.size), dtype=float,
+                               matvec=lambda x: x - Pe.solve(Aeo @ Po.solve(Aoe @ x)))
+        rhs = Pe.solve(b[even] - Aeo @ Po.solve(bo))
+        ue, its = run_gmres(T, rhs, None, x0=None if x0 is None else x0[even], rtol=rtol,
                             restart=restart, maxiter=maxiter, what=what)
         u[even] = ue
         u[odd] = Po.solve(bo - Aoe @ ue)
@@ -546,8 +561,12 @@ def solve_fold(fold: HermitianFold, *, x0_complex=None, gmres_tol=1e-13, restart
     ``(rho, iterations, info)``. ``cache``: see :class:`SectorPreconditioner`."""
     x0 = None if x0_complex is None else fold.from_complex(x0_complex)
     lay = fold.layout
-    # no reference to A stays here, so solve_sectors can free it once it has split it
-    u, its, info = solve_sectors(*fold.bordered(consume=True), fold.q, partner=fold.complex_partner(), x0=x0,
+    # handed over in a list, so that no reference to A stays here: solve_sectors frees it
+    # once it has split it
+    A, b = fold.bordered(consume=True)
+    system = [A]
+    del A
+    u, its, info = solve_sectors(system, b, fold.q, partner=fold.complex_partner(), x0=x0,
                                  rtol=gmres_tol, restart=restart, maxiter=maxiter, cache=cache,
                                  threads=threads,
                                  what=f"GMRES (N = {lay.N}, window {lay.window})")
