@@ -32,7 +32,9 @@ The calibration predates the coherence bands, the fixed mmap threshold
 (:class:`.krylov.OwnedFactor`), which all lower the memory per real unknown of the masked
 solves; the estimate is then higher than the peak by more (N = 1000, Gamma = 1.68: 9.3 GB
 against a measured 8.46 GB with the bands and the threshold, and 6.9 GB with all four),
-which errs on the side of refusing.
+which errs on the side of refusing. So does it after two later changes: the folded
+system freed once split and ``A_ee`` not kept (:func:`.krylov.solve_sectors`), and freed
+heap blocks handed back during the assembly (:func:`.liouvillian.stack_rows`).
 """
 
 from __future__ import annotations
