@@ -228,6 +228,11 @@ def liouvillian_rows(model: QubitModel, layout: BlockLayout, ja: int, jb: int, *
 RELEASE_EVERY = 256 * 2**20
 
 
+def csr_bytes(m: sp.csr_matrix) -> int:
+    """The bytes of a CSR matrix's three arrays."""
+    return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+
+
 def stack_rows(parts: list, ncols: int, release=None) -> sp.csr_matrix:
     """The CSR row blocks ``parts`` (each with ``ncols`` columns) stacked into one CSR
     matrix, each block freed as soon as it is copied (``parts`` is emptied): the output is
@@ -261,7 +266,7 @@ def stack_rows(parts: list, ncols: int, release=None) -> sp.csr_matrix:
         indices[at:at + m] = p.indices
         data[at:at + m] = p.data
         row, at = row + n, at + m
-        copied += p.indptr.nbytes + p.indices.nbytes + p.data.nbytes
+        copied += csr_bytes(p)
         del p
         if release is not None and copied >= RELEASE_EVERY:
             release()

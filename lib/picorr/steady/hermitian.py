@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..dicke import BlockLayout
-from ..liouvillian import RELEASE_EVERY, liouvillian_rows, map_ranges, row_blocks, stack_rows
+from ..liouvillian import RELEASE_EVERY, csr_bytes, liouvillian_rows, map_ranges, row_blocks, stack_rows
 from ..models import QubitModel
 from .memory import release_freed_memory
 
@@ -207,7 +207,7 @@ def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1) -> s
     for top, bottom in map_ranges(fold_one, chunks, threads, layout):
         tops.append(top)
         bottoms.append(bottom)
-        made += sum(a.nbytes for m in (top, bottom) for a in (m.data, m.indices, m.indptr))
+        made += csr_bytes(top) + csr_bytes(bottom)
         if made >= RELEASE_EVERY:  # the chunks' temporaries, freed between the kept blocks
             release_freed_memory()
             made = 0
