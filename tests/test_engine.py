@@ -997,3 +997,103 @@ def test_rates_with_a_sparse_pin_equal_the_trace_bordered_solve(monkeypatch):
     again = steady_state(model)
     assert again.info["repinned"] is True
     np.testing.assert_allclose(again.state.rho.real, ref, atol=1e-13)
+
+
+def _sector_system(N=20, window=6):
+    from picorr.steady import krylov
+
+    fold, _ = krylov.assemble_fold(lmg(N, 3.0, 0.5, 2.7, 1.0), BlockLayout(N, window))
+    A, b = fold.bordered()
+    return A.tocsr(), b, fold.q, fold.complex_partner()
+
+
+def test_a_dense_row_is_ordered_last_and_solves_the_same_system(monkeypatch):
+    """factorize orders a matrix with a dense row (the trace row of sector 0) without it and
+    puts it last; the factors solve the same system (plain and conjugate-transposed) as
+    SuperLU's own ordering and a dense solve."""
+    import scipy.sparse.linalg as sla
+
+    from picorr.steady import direct, krylov
+
+    A, b, q, partner = _sector_system()
+    idx = np.flatnonzero(q == 0)
+    (_, _, _, B), = krylov.sector_blocks(A[idx][:, idx], q[idx])
+    dense_len = int(np.bincount(B.indices, minlength=B.shape[0]).max())
+    assert dense_len == B.shape[0]  # the trace row covers all of sector 0
+    monkeypatch.setattr(direct, "DENSE_ROW", dense_len // 2)
+    lu = direct.factorize(B)
+    assert isinstance(lu, direct.PermutedLU) and lu.order[-1] == np.argmax(
+        np.bincount(B.indices, minlength=B.shape[0]))
+    ref = sla.splu(B, **direct.SUPERLU_OPTIONS)
+    assert lu.nnz <= ref.nnz
+    rng = np.random.default_rng(3)
+    r = rng.standard_normal(B.shape[0])
+    D = B.toarray()
+    for trans, M in (("N", D), ("H", D.conj().T)):
+        x = lu.solve(r, trans=trans)
+        exact = np.linalg.solve(M, r)
+        np.testing.assert_allclose(x, exact, rtol=0, atol=1e-11 * np.abs(exact).max())
+        np.testing.assert_allclose(x, ref.solve(r, trans=trans), rtol=0,
+                                   atol=1e-12 * np.abs(exact).max())
+    monkeypatch.setattr(direct, "DENSE_ROW", dense_len)  # no row above: SuperLU's ordering
+    assert not isinstance(direct.factorize(B), direct.PermutedLU)
+
+
+def test_grouped_unknowns_make_each_sector_one_slice():
+    """In the order of krylov.grouped every sector of the preconditioner is one contiguous
+    slice (complex sectors as interleaved x, y pairs), and its solve is the same as in the
+    assembly's order, also for a right-hand side that is not contiguous."""
+    from picorr.steady import krylov
+
+    A, b, q, partner = _sector_system()
+    for colour in (0, 1):
+        idx = np.flatnonzero(q % 2 == colour)
+        g = krylov.grouped(idx, q, partner)
+        assert np.array_equal(np.sort(g), idx)
+        P0 = krylov.SectorPreconditioner(A[idx][:, idx], q[idx], merge=False,
+                                         partner=krylov._sub_partner(partner, idx), threads=1)
+        P1 = krylov.SectorPreconditioner(A[g][:, g], q[g], merge=False,
+                                         partner=krylov._sub_partner(partner, g), threads=1)
+        assert all(isinstance(xs, slice) for xs, _, _ in P1.sectors)
+        assert not any(isinstance(xs, slice) for xs, ys, _ in P0.sectors if ys is not None)
+        assert P1.complex_sectors == P0.complex_sectors > 0
+        pos = np.searchsorted(idx, g)  # where each grouped unknown sits in idx
+        rng = np.random.default_rng(colour)
+        for r in (rng.standard_normal(idx.size), rng.standard_normal(idx.size)):
+            want = P0.solve(r)[pos]
+            np.testing.assert_allclose(P1.solve(r[pos]), want, rtol=0,
+                                       atol=1e-13 * np.abs(want).max())
+            # a non-contiguous right-hand side gives the same
+            wide = np.zeros(2 * idx.size, dtype=r.dtype)
+            wide[::2] = r[pos]
+            np.testing.assert_allclose(P1.solve(wide[::2]), want, rtol=0,
+                                       atol=1e-13 * np.abs(want).max())
+        P0.close()
+        P1.close()
+
+
+def test_block_gmres_matches_scipy():
+    """picorr's GMRES (classical Gram-Schmidt twice) takes the iterations of SciPy's GMRES
+    (modified Gram-Schmidt) and reaches the same solution; it reports non-convergence
+    within a small budget and stops at once on an exact Krylov space."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as sla
+
+    from picorr.steady.gmres import gmres
+
+    n = 2000
+    A = (sp.diags(np.linspace(1, 10, n)) + sp.random(n, n, density=4 / n, random_state=2)).tocsr()
+    b = np.random.default_rng(1).standard_normal(n)
+    for restart in (5, 20, 200):
+        count = [0]
+        xs, info = sla.gmres(A, b, rtol=1e-12, atol=0, restart=restart, maxiter=400 // restart,
+                             callback=lambda _: count.__setitem__(0, count[0] + 1),
+                             callback_type="pr_norm")
+        x, its, ok = gmres(lambda v: A @ v, b, rtol=1e-12, restart=restart, maxiter=400)
+        assert info == 0 and ok and its == count[0]
+        assert np.linalg.norm(A @ x - b) <= 1e-12 * np.linalg.norm(b)
+        np.testing.assert_allclose(x, xs, rtol=0, atol=1e-10 * np.abs(xs).max())
+    x, its, ok = gmres(lambda v: A @ v, b, rtol=1e-12, restart=20, maxiter=10)
+    assert not ok and its == 10
+    x, its, ok = gmres(lambda v: 2.0 * v, b, rtol=1e-12, restart=20, maxiter=10)
+    assert ok and its == 1 and np.allclose(x, b / 2, rtol=1e-14)

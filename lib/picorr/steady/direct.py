@@ -34,9 +34,67 @@ SUPERLU_OPTIONS = dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1,
                        options=dict(SymmetricMode=True))
 
 
+#: A row with more entries than this is "dense" for the ordering (:func:`factorize`): the
+#: trace row of a bordered system. The lattice rows have about ten.
+DENSE_ROW = 1000
+
+
+class PermutedLU:
+    """SuperLU factors of ``A[order][:, order]``, solving with ``A`` itself (``solve`` with
+    ``trans`` as SuperLU's, ``nnz``)."""
+
+    __slots__ = ("lu", "order")
+
+    def __init__(self, lu, order: np.ndarray):
+        self.lu, self.order = lu, order
+
+    @property
+    def nnz(self) -> int:
+        return self.lu.nnz
+
+    def solve(self, b, trans: str = "N"):
+        y = self.lu.solve(np.ascontiguousarray(np.asarray(b)[self.order]), trans=trans)
+        x = np.empty_like(y)
+        x[self.order] = y
+        return x
+
+
 def factorize(A: sp.spmatrix):
-    """SuperLU factors of ``A`` (CSC) with :data:`SUPERLU_OPTIONS`."""
-    return sla.splu(sp.csc_matrix(A), **SUPERLU_OPTIONS)
+    """SuperLU factors of ``A`` (CSC) with :data:`SUPERLU_OPTIONS`.
+
+    A matrix with a few dense rows (more than :data:`DENSE_ROW` entries: the trace row of a
+    bordered system) is ordered without them: SuperLU's minimum degree on ``A^T + A``
+    spends most of its time on a dense node. The ordering is then taken from the matrix
+    with each dense row replaced by its diagonal unit row (an incomplete factorization with
+    everything dropped gives SuperLU's ordering cheaply), the dense rows' unknowns are put
+    last, and the matrix permuted so is factored in its natural order
+    (:class:`PermutedLU`). Measured on the q = 0 sector of the window method (LMG,
+    Gamma = 2.7, unmasked): at N = 1000 (251 001 unknowns) 29.7-30.0 s with SuperLU's own
+    ordering against 4.9-5.7 s (0.5 s of it the ordering), at N = 600 3.6-4.6 s against
+    1.0 s; the same number of factor entries (135.3 and 111.4 a row) and the same
+    solutions to 7e-15.
+    """
+    A = sp.csc_matrix(A)
+    n = A.shape[0]
+    count = np.bincount(A.indices, minlength=n)
+    dense = np.flatnonzero(count > DENSE_ROW)
+    if dense.size == 0 or dense.size > n // 100:
+        return sla.splu(A, **SUPERLU_OPTIONS)
+    P = sp.csr_matrix(A, copy=True)
+    for r in dense:
+        P.data[P.indptr[r]:P.indptr[r + 1]] = 0.0
+    P = P + sp.csr_matrix((np.ones(dense.size), (dense, dense)), shape=A.shape)
+    P.eliminate_zeros()
+    try:
+        perm_c = sla.spilu(sp.csc_matrix(P), drop_tol=0.99, fill_factor=1,
+                           **SUPERLU_OPTIONS).perm_c
+    except RuntimeError:  # the incomplete factors broke down: SuperLU's own ordering
+        return sla.splu(A, **SUPERLU_OPTIONS)
+    del P
+    order = np.argsort(perm_c)  # column j of A is eliminated at position perm_c[j]
+    order = np.r_[order[~np.isin(order, dense)], dense]
+    natural = {**SUPERLU_OPTIONS, "permc_spec": "NATURAL"}
+    return PermutedLU(sla.splu(A[order][:, order], **natural), order)
 
 
 def bordered_system(L: sp.spmatrix, layout: BlockLayout) -> tuple[sp.csc_matrix, np.ndarray]:
