@@ -478,12 +478,7 @@ def test_a_system_handed_over_in_a_list_is_freed_before_gmres(monkeypatch):
 
     from picorr.steady import krylov
 
-    def system_of(model):
-        fold, _ = krylov.assemble_fold(model, BlockLayout(model.N, 6))
-        A, b = fold.bordered()
-        return A.tocsr(), b, fold.q, fold.complex_partner()
-
-    A, b, q, partner = system_of(lmg(20, 3.0, 0.5, 2.7, 1.0))
+    A, b, q, partner = _sector_system()
     exact = np.linalg.solve(A.toarray(), b)
     alive = []
     run = krylov.run_gmres
@@ -500,7 +495,7 @@ def test_a_system_handed_over_in_a_list_is_freed_before_gmres(monkeypatch):
     assert system == [] and alive == [False]
     assert info["scheme"] == "red-black Schur GMRES" and its > 0
     np.testing.assert_allclose(u, exact, rtol=0, atol=1e-11 * np.abs(exact).max())
-    A2 = system_of(lmg(20, 3.0, 0.5, 2.7, 1.0))[0]
+    A2 = _sector_system()[0]
     u2, its2, _ = krylov.solve_sectors(A2, b, q, partner=partner)
     assert its2 == its
     np.testing.assert_allclose(u2, u, rtol=0, atol=1e-13 * np.abs(u).max())

@@ -469,26 +469,22 @@ def run_gmres(A, b, P: SectorPreconditioner | None = None, *, x0=None, rtol=1e-1
     if P is None:
         matvec = A.matvec if hasattr(A, "matvec") else (lambda v: A @ v)
         x, its, ok = gmres(matvec, b, x0, rtol=rtol, restart=restart, maxiter=maxiter)
-        if not ok:
-            raise NotConvergedError(
-                f"{what} did not converge within maxiter={maxiter} iterations "
-                f"(restart {restart}, {A.shape[0]} unknowns); raise maxiter"
-            )
-        return x, its
-    count = [0]
+    else:
+        count = [0]
 
-    def cb(_):
-        count[0] += 1
+        def cb(_):
+            count[0] += 1
 
-    x, info = sla.gmres(A, b, x0=x0, M=None if P is None else P.as_operator(), rtol=rtol,
-                        atol=0.0, restart=restart, maxiter=max(1, -(-maxiter // restart)),
-                        callback=cb, callback_type="pr_norm")
-    if info != 0:
+        x, info = sla.gmres(A, b, x0=x0, M=P.as_operator(), rtol=rtol, atol=0.0,
+                            restart=restart, maxiter=max(1, -(-maxiter // restart)),
+                            callback=cb, callback_type="pr_norm")
+        its, ok = count[0], info == 0
+    if not ok:
         raise NotConvergedError(
             f"{what} did not converge within maxiter={maxiter} iterations "
             f"(restart {restart}, {A.shape[0]} unknowns); raise maxiter"
         )
-    return x, count[0]
+    return x, its
 
 
 def _sub_partner(partner: np.ndarray, idx: np.ndarray) -> np.ndarray:
