@@ -470,10 +470,11 @@ def test_red_black_schur_for_lmg_and_jacobi_fallback_for_delta_q_2():
 
 
 def test_a_system_handed_over_in_a_list_is_freed_before_gmres(monkeypatch):
-    """solve_fold hands the bordered matrix to solve_sectors in a list, so that the whole
-    matrix is freed once it is split into its colours and is not held through GMRES (a
-    plain argument stays referenced by the caller until the call returns). The answer is
-    the dense solution of the same system, whichever way the matrix is passed."""
+    """solve_sectors takes a matrix handed over in a list, so that the whole matrix is
+    freed once it is split into its colours and is not held through GMRES (a plain
+    argument stays referenced by the caller until the call returns); solve_fold splits its
+    row blocks by colour and none is held through GMRES either. The answer is the dense
+    solution of the same system, whichever way the matrix is passed."""
     import weakref
 
     from picorr.steady import krylov
@@ -499,21 +500,71 @@ def test_a_system_handed_over_in_a_list_is_freed_before_gmres(monkeypatch):
     u2, its2, _ = krylov.solve_sectors(A2, b, q, partner=partner)
     assert its2 == its
     np.testing.assert_allclose(u2, u, rtol=0, atol=1e-13 * np.abs(u).max())
-    # solve_fold hands its matrix over
-    from picorr.steady.hermitian import HermitianFold
+    # solve_fold splits the fold's row blocks by colour, freeing each (none is held in GMRES)
+    split = krylov.colour_split
+    blocks = []
 
-    bordered = HermitianFold.bordered
+    def recorded(parts, *args, **kwargs):
+        blocks.extend(weakref.ref(P) for _, P in parts)
+        return split(parts, *args, **kwargs)
 
-    def recorded(self, consume=False):
-        nonlocal ref
-        A, b = bordered(self, consume)
-        ref = weakref.ref(A)
-        return A, b
+    def spy_blocks(*args, **kwargs):
+        alive.append(any(r() is not None for r in blocks))
+        return run(*args, **kwargs)
 
-    monkeypatch.setattr(HermitianFold, "bordered", recorded)
+    monkeypatch.setattr(krylov, "colour_split", recorded)
+    monkeypatch.setattr(krylov, "run_gmres", spy_blocks)
     fold, _ = krylov.assemble_fold(lmg(20, 3.0, 0.5, 2.7, 1.0), BlockLayout(20, 6))
     rho, its3, _ = krylov.solve_fold(fold)
-    assert alive[-1] is False and its3 == its
+    assert blocks and alive[-1] is False and its3 == its
+    np.testing.assert_allclose(fold.from_complex(rho), u, rtol=0, atol=1e-13 * np.abs(u).max())
+
+
+@pytest.mark.parametrize("keep_operator", [False, True])
+def test_colour_split_of_row_blocks_is_the_split_of_the_bordered_matrix(monkeypatch,
+                                                                        keep_operator):
+    """colour_split builds the red-black blocks from the fold's row blocks (several here),
+    putting the trace row in on the way: the same matrices as indexing the bordered matrix
+    with the grouped orders, and every block handed over. A model with Delta q = 2 terms
+    is not two-coloured: None, and the row blocks keep their values (explicit zeros may go)."""
+    import sys
+
+    from picorr.steady import hermitian, krylov
+
+    lv = sys.modules["picorr.liouvillian"]  # the package exports a function of that name
+    monkeypatch.setattr(lv, "ASSEMBLY_CHUNK", 60)
+    monkeypatch.setattr(hermitian, "FOLD_CHUNK", 60)
+    model, layout = lmg(20, 3.0, 0.5, 2.7, 1.0), BlockLayout(20, 6)
+    A, b = krylov.assemble_fold(model, layout, keep_operator=keep_operator)[0].bordered()
+    fold, _ = krylov.assemble_fold(model, layout, keep_operator=keep_operator)
+    row, cols = fold.trace_row()
+    partner = fold.complex_partner()
+    parts = fold.take_parts()
+    assert len(parts) > 4
+    split = krylov.colour_split(parts, fold.q, partner, replace=(row, cols))
+    assert parts == []
+    q = fold.q
+    odd = krylov.grouped(np.flatnonzero(q % 2 != 0), q, partner)
+    even = krylov.grouped(np.flatnonzero(q % 2 == 0), q, partner)
+    np.testing.assert_array_equal(split.odd, odd)
+    np.testing.assert_array_equal(split.even, even)
+    for name, r, c in (("oo", odd, odd), ("oe", odd, even), ("eo", even, odd),
+                       ("ee", even, even)):
+        got, want = split.take(name), A[r][:, c]
+        assert got.shape == want.shape and got.has_sorted_indices
+        assert abs(got - want).max() == 0.0
+    # the assembled blocks hold their entries only (not views of longer arrays)
+    fold, _ = krylov.assemble_fold(model, layout, keep_operator=keep_operator)
+    for _, P in fold.parts:
+        assert P.data.base is None and P.indices.base is None
+        assert P.data.size == P.indices.size == P.nnz and P.has_canonical_format
+    gen, _ = general_case(8)
+    fold, _ = krylov.assemble_fold(gen, BlockLayout(8, 4), keep_operator=keep_operator)
+    parts = fold.take_parts()
+    before = [(first, P.toarray()) for first, P in parts]
+    assert krylov.colour_split(parts, fold.q, fold.complex_partner()) is None
+    assert len(parts) == len(before) and all(
+        f == g and np.array_equal(P.toarray(), D) for (f, P), (g, D) in zip(parts, before))
 
 
 def test_one_colour_is_solved_by_its_sector_factors_alone():
@@ -1065,6 +1116,58 @@ def test_grouped_unknowns_make_each_sector_one_slice():
                                        atol=1e-13 * np.abs(want).max())
         P0.close()
         P1.close()
+
+
+def test_colour_split_of_arbitrary_row_blocks_with_empty_rows():
+    """colour_split on a random two-coloured system (couplings within a sector and to its
+    neighbours only) cut into uneven row blocks, some rows empty, one row replaced: the
+    same blocks as indexing the whole matrix, in one thread and in two."""
+    import scipy.sparse as sp
+
+    from picorr.steady import krylov
+
+    rng = np.random.default_rng(5)
+    n = 300
+    sector = rng.integers(0, 6, n)
+    A = sp.random(n, n, density=0.08, random_state=6, format="coo")
+    keep = np.abs(sector[A.row] - sector[A.col]) <= 1
+    A = sp.csr_matrix((A.data[keep], (A.row[keep], A.col[keep])), shape=(n, n))
+    empty = np.ones(n)
+    empty[40] = empty[-7:] = 0.0
+    A = sp.csr_matrix(A.multiply(empty[:, None]))
+    A.eliminate_zeros()
+    assert np.count_nonzero(np.diff(A.indptr) == 0) >= 8
+    row, cols = 3, np.flatnonzero(sector == sector[3])
+    whole = A.tolil()
+    whole[row] = 0.0
+    whole[row, cols] = 1.0
+    whole = whole.tocsr()
+    odd = krylov.grouped(np.flatnonzero(sector % 2 != 0), sector, None)
+    even = krylov.grouped(np.flatnonzero(sector % 2 == 0), sector, None)
+    cuts = [0, 1, 2, 50, 51, 120, 200, 293, n]
+    for threads in (1, 2):
+        parts = [(a, A[a:b].copy()) for a, b in zip(cuts[:-1], cuts[1:])]
+        split = krylov.colour_split(parts, sector, replace=(row, cols), threads=threads)
+        assert parts == []
+        for name, r, c in (("oo", odd, odd), ("oe", odd, even), ("eo", even, odd),
+                           ("ee", even, even)):
+            assert abs(split.take(name) - whole[r][:, c]).max() == 0.0
+
+
+def test_small_pages_switches_numpy_huge_pages_off_and_restores_them():
+    """colour_split allocates its blocks with NumPy's huge-page advice off; the setting
+    before is restored afterwards, also when the block raises."""
+    from picorr.steady.krylov import small_pages
+
+    mod = pytest.importorskip("numpy._core.multiarray")
+    before = mod._get_madvise_hugepage()
+    with small_pages():
+        assert mod._get_madvise_hugepage() is False
+    assert mod._get_madvise_hugepage() == before
+    with pytest.raises(KeyError):
+        with small_pages():
+            raise KeyError("x")
+    assert mod._get_madvise_hugepage() == before
 
 
 def test_block_gmres_matches_scipy():

@@ -34,39 +34,44 @@ class HermitianFold:
     pos: np.ndarray  # layout indices with q >= 0
     off: np.ndarray  # layout indices with q > 0 (a subset of pos)
     partner: np.ndarray  # layout index of the transposed element of each ``off`` entry
-    B: sp.csr_matrix
+    B: sp.csr_matrix | None  # None while the rows are kept as blocks (``parts``)
     q: np.ndarray  # coherence order of every real unknown
+    #: ``B`` as CSR row blocks ``(first_row, rows)`` when assembled with ``stack=False``
+    parts: list | None = None
 
     @classmethod
     def build(cls, L: sp.spmatrix, layout: BlockLayout,
-              threads: int | None = None) -> "HermitianFold":
+              threads: int | None = None, stack: bool = True) -> "HermitianFold":
         """The fold of the assembled complex ``L`` (rows with q < 0 are ignored), ``threads``
-        row chunks at once (default: the cores available)."""
+        row chunks at once (default: the cores available). ``stack``: see :meth:`assemble`."""
         L = sp.csr_matrix(L)
         n = layout.size
         chunks = [lambda r0=r0, r1=min(n, r0 + FOLD_CHUNK): (r0, r1, L[r0:r1])
                   for r0 in range(0, n, FOLD_CHUNK)]
-        return cls._from_rows(chunks, layout, threads=_threads(threads))
+        return cls._from_rows(chunks, layout, threads=_threads(threads), stack=stack)
 
     @classmethod
     def assemble(cls, model: QubitModel, layout: BlockLayout,
-                 threads: int | None = None) -> "HermitianFold":
+                 threads: int | None = None, stack: bool = True) -> "HermitianFold":
         """The fold of the model's Liouvillian, assembled a block range of rows at a time
         (:func:`.liouvillian_rows`) and folded at once: the complex ``L`` is never held
         whole, so the assembly needs about the memory of ``B`` alone. ``threads`` block
         ranges are assembled and folded at once (default: the cores available; NumPy and
         SciPy release the GIL in most of the work, measured 1.6x faster on 2 cores for the
-        rows of N = 400, window 32)."""
+        rows of N = 400, window 32). ``stack=False`` keeps the folded rows as the blocks
+        they were made in (:attr:`parts`, ``B`` None), for a consumer that reorders them
+        anyway (:func:`.krylov.colour_split`); :meth:`bordered` stacks them when asked."""
         threads = _threads(threads)
         off = layout.block_offsets
         chunks = [lambda ja=ja, jb=jb: (int(off[ja]), int(off[jb]),
                                         liouvillian_rows(model, layout, ja, jb,
                                                          hermitian_rows=True))
                   for ja, jb in row_blocks(layout)]
-        return cls._from_rows(chunks, layout, threads=threads)
+        return cls._from_rows(chunks, layout, threads=threads, stack=stack)
 
     @classmethod
-    def _from_rows(cls, chunks, layout: BlockLayout, threads: int = 1) -> "HermitianFold":
+    def _from_rows(cls, chunks, layout: BlockLayout, threads: int = 1,
+                   stack: bool = True) -> "HermitianFold":
         jidx, i, k = layout.elements
         q_all = k - i  # M - M'
         pos = np.nonzero(q_all >= 0)[0]
@@ -74,9 +79,25 @@ class HermitianFold:
         partner = layout.index(jidx[off], k[off], i[off])
         if np.any(partner < 0):
             raise ValueError("the layout's window must be symmetric in q")
-        B = _fold(chunks, layout, pos, off, partner, threads)
+        B = _fold(chunks, layout, pos, off, partner, threads, stack=stack)
         q = np.concatenate([q_all[pos], q_all[off]])
-        return cls(layout, pos, off, partner, B, q)
+        if stack:
+            return cls(layout, pos, off, partner, B, q)
+        return cls(layout, pos, off, partner, None, q, parts=B)
+
+    def take_parts(self) -> list:
+        """Hand over the row blocks (:attr:`parts`, then None), in the order they were made."""
+        parts, self.parts = self.parts, None
+        return parts
+
+    def give_parts(self, parts: list) -> None:
+        """Take row blocks back (a consumer that did not use them)."""
+        self.parts = parts
+
+    def _stack(self) -> None:
+        if self.B is None and self.parts is not None:
+            parts = sorted(self.take_parts(), key=lambda p: p[0])
+            self.B = stack_rows([p[1] for p in parts], self.size, release=release_freed_memory)
 
     @property
     def size(self) -> int:
@@ -114,6 +135,7 @@ class HermitianFold:
     def bordered(self, consume: bool = False) -> tuple[sp.csr_matrix, np.ndarray]:
         """``(A, b)``: B with its trace row, the real analogue of :func:`.direct.bordered_system`.
         ``consume=True`` modifies and hands over :attr:`B` (then set to None) to save memory."""
+        self._stack()
         row, cols = self.trace_row()
         keep = np.ones(self.size)
         keep[row] = 0.0
@@ -142,7 +164,23 @@ def _threads(threads: int | None) -> int:
 FOLD_CHUNK = 1 << 16
 
 
-def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1) -> sp.csr_matrix:
+def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` with its duplicates summed, its zeros dropped and its arrays at their size:
+    SciPy keeps the arrays it shortens as views of the longer ones unless they shrink by
+    half or more, and the folded blocks shrink by less (from 1.79 times their entries,
+    counted at N = 500, window 30), so the blocks would keep 1.8 times their memory
+    (N = 400, window 30: 0.49 GB for 0.27 GB of entries)."""
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    for name in ("data", "indices"):
+        arr = getattr(m, name)
+        if arr.base is not None:
+            setattr(m, name, arr.copy())
+    return m
+
+
+def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1,
+          stack: bool = True):
     """``B``: the real form of ``L`` restricted to its rows with q >= 0, by index arithmetic,
     from ``chunks``: callables returning ``(r0, r1, rows)`` with ``rows`` the CSR rows
     ``r0 .. r1 - 1`` of ``L``, consecutive and covering all rows; ``threads`` of them are
@@ -153,7 +191,9 @@ def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1) -> s
     q < 0 (``sigma = -1``). An entry ``v`` of ``L`` at (e, s) then gives
     ``Re v`` at (Re e, x) and ``-sigma Im v`` at (Re e, y), and for q_e > 0 ``Im v`` at
     (Im e, x) and ``sigma Re v`` at (Im e, y); duplicates are summed. Done chunk by chunk,
-    so the temporaries stay small beside ``B``.
+    so the temporaries stay small beside ``B``. ``stack=False`` returns the blocks instead,
+    as a list of ``(first_row, rows)``, each x block beside the y block of the same
+    elements.
     """
     n, npos, noff = layout.size, pos.size, off.size
     xid = np.full(n, -1, dtype=np.int64)
@@ -199,18 +239,21 @@ def _fold(chunks, layout: BlockLayout, pos, off, partner, threads: int = 1) -> s
         # summed here, in the worker: the blocks are kept until all are stacked, and with
         # their duplicates (each element's x and y terms from several L entries) they hold
         # 1.79 times the entries of B (counted at N = 500, window 30)
-        top.sum_duplicates()
-        bottom.sum_duplicates()
-        return top, bottom
+        return (lo, _compact(top)), (npos + o_lo, _compact(bottom))
 
-    tops, bottoms, made = [], [], 0
+    pairs, tops, bottoms, made = [], [], [], 0
     for top, bottom in map_ranges(fold_one, chunks, threads, layout):
-        tops.append(top)
-        bottoms.append(bottom)
-        made += csr_bytes(top) + csr_bytes(bottom)
+        if stack:
+            tops.append(top[1])
+            bottoms.append(bottom[1])
+        else:
+            pairs += [top, bottom]
+        made += csr_bytes(top[1]) + csr_bytes(bottom[1])
         if made >= RELEASE_EVERY:  # the chunks' temporaries, freed between the kept blocks
             release_freed_memory()
             made = 0
+    if not stack:
+        return pairs
     parts = tops + bottoms
     del tops, bottoms  # only the list refers to the blocks now
     return stack_rows(parts, size, release=release_freed_memory)

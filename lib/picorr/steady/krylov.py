@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +34,7 @@ from ._result import NoUniqueSteadyStateError, NotConvergedError, SteadyState, f
 from .direct import factorize
 from .gmres import gmres
 from .hermitian import HermitianFold
-from .memory import check_memory
+from .memory import check_memory, release_freed_memory
 
 
 #: Below this many unknowns in a sector system (one colour of the red-black split) the
@@ -495,6 +496,197 @@ def _sub_partner(partner: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.where(p >= 0, inv[np.maximum(p, 0)], -1)
 
 
+@contextmanager
+def small_pages():
+    """NumPy arrays allocated in this context are not advised into transparent huge pages
+    (NumPy advises them for arrays of 4 MB and more where the kernel allows it): an array
+    written in many separate runs, as :func:`colour_split` fills its blocks, would otherwise
+    be resident in 2 MB pages from the first write into each. Measured on the split of
+    N = 400, window 30 (0.29 GB of blocks, from 0.49 GB of assembled blocks before they were
+    copied to their size, see :func:`.hermitian._compact`), peak RSS: 1.10 GB with huge
+    pages and heap pages handed back every 256 MB of blocks freed, 1.03 GB handing them back
+    after every block; 0.90 GB without huge pages, handing them back every 32 MB
+    (:data:`SPLIT_RELEASE_EVERY`), 0.87 GB after every block."""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        try:  # NumPy 1.x
+            from numpy.core.multiarray import _set_madvise_hugepage
+        except ImportError:  # not available: leave the default
+            yield
+            return
+    before = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(before)
+
+
+#: Bytes of row blocks freed by :func:`colour_split` between two calls of its ``release``
+#: (the blocks are a few MB each, below the mmap threshold, so freed into the C heap).
+SPLIT_RELEASE_EVERY = 32 * 2**20
+
+
+class ColourSplit:
+    """A system split by colour (:func:`colour_split`): ``odd`` and ``even``, the unknowns
+    of the odd and even sectors in :func:`grouped` order, and the blocks ``oo``, ``oe``,
+    ``eo``, ``ee`` (CSR, rows and columns in that order). A consumer takes a block with
+    :meth:`take`, which drops the split's reference, so it can free the block when done."""
+
+    def __init__(self, odd, even, blocks):
+        self.odd, self.even = odd, even
+        self._blocks = blocks
+
+    def take(self, name: str) -> sp.csr_matrix:
+        return self._blocks.pop(name)
+
+
+def colour_split(parts: list, sector: np.ndarray, partner: np.ndarray | None = None,
+                 replace: tuple | None = None, release=None,
+                 threads: int | None = None) -> ColourSplit | None:
+    """The system given by its CSR row blocks ``parts`` split into the blocks that the
+    red-black elimination of :func:`solve_sectors` uses, or None (``parts`` kept, with their
+    duplicates summed and explicit zeros dropped) when the sectors are not two-coloured (some entry couples sectors whose labels differ by a
+    nonzero even number) or there is no odd sector.
+
+    ``parts`` is a list of ``(first_row, rows)`` covering the rows once; it is emptied, each
+    block freed as soon as its entries are copied. ``replace = (row, cols)`` puts a row of
+    ones at ``cols`` in place of row ``row`` (the trace condition). The blocks are built
+    directly in their final order by two passes over the parts (count, then place), so the
+    system is held about once: splitting a stacked matrix (``A[odd][:, odd]`` and so on)
+    holds it twice, and the trace row added as a sparse sum (``A + T``) copies it once more,
+    0.87 GB each at N = 1000, Gamma = 2.7 (window 34: 70 M entries), beside about 6 GB of
+    cached sector factors. When the parts come in order of their element ranges (each x
+    block beside its y block, as :meth:`.HermitianFold.assemble` makes them), the blocks
+    fill page by page as the parts are freed. ``release`` (e.g.
+    :func:`.memory.release_freed_memory`) is called every :data:`SPLIT_RELEASE_EVERY` bytes
+    of parts freed. ``threads`` parts are surveyed and placed at once (default: the cores
+    available; NumPy releases the interpreter lock in this work)."""
+    sector = np.asarray(sector)
+    n = sector.size
+    is_odd = sector % 2 != 0
+    if not is_odd.any():
+        return None
+    colour = (~is_odd).astype(np.int8)  # 0: odd, 1: even
+    # the labels in the smallest integer type that holds their differences (less traffic)
+    span = int(sector.max()) - int(sector.min()) if n else 0
+    small = (sector - sector.min()).astype(np.int16 if span < 2**15 else np.int64)
+    threads = default_threads() if threads is None else max(1, int(threads))
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(parts) > 1 else None
+    run = (lambda f, items: list(pool.map(f, items))) if pool else \
+        (lambda f, items: [f(x) for x in items])
+
+    def survey(part):
+        """Canonical rows; whether they are two-coloured; entries per column colour."""
+        first, P = part
+        P.sum_duplicates()
+        P.eliminate_zeros()
+        dq = np.repeat(small[first:first + P.shape[0]], np.diff(P.indptr))
+        dq -= small[P.indices]
+        if np.any((dq != 0) & ((dq & 1) == 0)):
+            return None
+        del dq
+        ends = np.concatenate(([0], np.cumsum(colour[P.indices], dtype=np.int64)))
+        n_even = ends[P.indptr[1:]] - ends[P.indptr[:-1]]
+        return n_even, np.diff(P.indptr) - n_even
+
+    try:
+        counts = run(survey, parts)
+        if any(c is None for c in counts):
+            return None
+        odd = grouped(np.flatnonzero(is_odd), sector, partner)
+        even = grouped(np.flatnonzero(~is_odd), sector, partner)
+        itype = np.int32 if max(n, sum(P.nnz for _, P in parts) + (
+            0 if replace is None else len(replace[1]))) < np.iinfo(np.int32).max else np.int64
+        new = np.empty(n, dtype=itype)  # position of each unknown within its colour
+        new[odd] = np.arange(odd.size)
+        new[even] = np.arange(even.size)
+        sizes = (odd.size, even.size)
+        rrow = -1 if replace is None else int(replace[0])
+        rcols = None if replace is None else np.asarray(replace[1], dtype=np.int64)
+        # entries of each row in each column colour, in the blocks' row order
+        count = [[np.zeros(sizes[a], dtype=np.int64) for _c in range(2)] for a in range(2)]
+        for (first, P), (n_even, n_odd) in zip(parts, counts):
+            rows = np.arange(first, first + P.shape[0])
+            for a in range(2):
+                sel = colour[rows] == a
+                count[a][0][new[rows[sel]]] = n_odd[sel]
+                count[a][1][new[rows[sel]]] = n_even[sel]
+        if replace is not None:
+            a, at = colour[rrow], new[rrow]
+            for c in range(2):
+                count[a][c][at] = np.count_nonzero(colour[rcols] == c)
+        names = (("oo", "oe"), ("eo", "ee"))
+        ptr = [[np.concatenate(([0], np.cumsum(count[a][c]))).astype(itype) for c in range(2)]
+               for a in range(2)]
+        del count
+        with small_pages():  # filled run by run: a huge page would be resident at its first run
+            idx = [[np.empty(int(ptr[a][c][-1]), dtype=itype) for c in range(2)]
+                   for a in range(2)]
+            val = [[np.empty(int(ptr[a][c][-1])) for c in range(2)] for a in range(2)]
+
+        n_odd = odd.size
+
+        def place(k):
+            """Every entry of part ``k`` to its place, then the part is freed. The columns
+            are renumbered to the colours' orders one after the other (odd, then even) and
+            sorted within each row, so each row's entries of one column colour are one run,
+            in their final order."""
+            (first, P), parts[k] = parts[k], None
+            n_even_row = counts[k][0]
+            cols = new[P.indices]
+            cols[colour[P.indices] == 1] += n_odd
+            P.indices = cols
+            P.has_sorted_indices = False
+            P.sort_indices()
+            rows = np.arange(first, first + P.shape[0])
+            for a in range(2):
+                sel = np.flatnonzero(colour[rows] == a)
+                if first <= rrow < first + P.shape[0] and colour[rrow] == a:
+                    sel = sel[sel != rrow - first]  # the replaced row: its entries go
+                if sel.size == 0:
+                    continue
+                S = P[sel]
+                head = S.indptr[:-1].astype(np.int64)
+                n_even = n_even_row[sel]
+                base = (ptr[a][0][new[rows[sel]]] - head,  # entry e of row i goes to
+                        ptr[a][1][new[rows[sel]]] - head - (np.diff(S.indptr) - n_even))
+                local = np.repeat(np.arange(sel.size), np.diff(S.indptr))
+                is_even = S.indices >= n_odd
+                for c in range(2):
+                    e = np.flatnonzero(is_even) if c else np.flatnonzero(~is_even)
+                    at = base[c][local[e]] + e
+                    idx[a][c][at] = S.indices[e] - c * n_odd
+                    val[a][c][at] = S.data[e]
+            return P.data.nbytes + P.indices.nbytes + P.indptr.nbytes
+
+        freed = 0
+        for k0 in range(0, len(parts), threads):
+            freed += sum(run(place, range(k0, min(len(parts), k0 + threads))))
+            if release is not None and freed >= SPLIT_RELEASE_EVERY:
+                release()
+                freed = 0
+        parts.clear()
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    if replace is not None:
+        a = colour[rrow]
+        for c in range(2):
+            cols = rcols[colour[rcols] == c]
+            at = ptr[a][c][new[rrow]]
+            idx[a][c][at:at + cols.size] = np.sort(new[cols])
+            val[a][c][at:at + cols.size] = 1.0
+    blocks = {}
+    for a in range(2):
+        for c in range(2):
+            M = sp.csr_matrix((val[a][c], idx[a][c], ptr[a][c]), shape=(sizes[a], sizes[c]))
+            val[a][c] = idx[a][c] = ptr[a][c] = None
+            M.has_sorted_indices = True  # each row's columns were sorted in place()
+            blocks[names[a][c]] = M
+    return ColourSplit(odd, even, blocks)
+
+
 def two_coloured(A: sp.spmatrix, sector: np.ndarray) -> bool:
     """True when ``A`` couples different sectors only if their labels differ by an odd
     number (for the LMG field h J_x: q to q +- 1), so even and odd sectors decouple."""
@@ -516,7 +708,8 @@ def solve_sectors(A, b: np.ndarray, sector: np.ndarray, *, partner=None,
     ``A_ee`` not kept (below), the first window's GMRES (window 34) peaked at 8.94 GB
     instead of 10.08 GB.
 
-    When even and odd sectors do not couple among themselves (:func:`two_coloured`), the
+    When even and odd sectors do not couple among themselves (:func:`colour_split`, which
+    also sums a plain ``A``'s duplicate entries and drops its explicit zeros), the
     odd ("red") sectors are eliminated exactly: GMRES runs on the Schur complement
     ``S = A_ee - A_eo A_oo^{-1} A_oe`` of the even ("black") sectors, preconditioned by the
     even sector factors (a red-black block Gauss-Seidel; its error contracts like the square of
@@ -534,40 +727,52 @@ def solve_sectors(A, b: np.ndarray, sector: np.ndarray, *, partner=None,
     (the same Krylov spaces and residuals as GMRES on ``S`` preconditioned by ``P_e`` from
     the left), and ``A_ee`` is not kept.
 
-    Returns ``(u, iterations, info)``.
+    Returns ``(u, iterations, info)``; the red-black case is :func:`solve_red_black`.
     """
     if isinstance(A, list):  # handed over (see above)
         A = A.pop()
-    A = sp.csr_matrix(A)
-    n = A.shape[0]
-    two = two_coloured(A, sector)
-    if not two or not np.any(sector % 2 != 0):
-        # one colour only (e.g. the window 0) is block diagonal: its factors solve it exactly
-        P = SectorPreconditioner(A, sector, cache, partner=partner, threads=threads)
-        try:
-            if two:
-                u, its = P.solve(b), 0
-            else:
-                u, its = run_gmres(A, b, P, x0=x0, rtol=rtol, restart=restart,
-                                   maxiter=maxiter, what=what)
-        finally:
-            P.close()
-        return u, its, {"scheme": "block-Jacobi GMRES" if not two else "sector LU",
-                        "sectors": P.sector_count, "merged": P.merged,
-                        "complex_sectors": P.complex_sectors, "factor_nnz": P.factor_nnz,
-                        "factor_GB": P.factor_bytes / 1e9, "threads": P.threads}
-    # eliminated exactly / iterated on; each sector's unknowns contiguous (see grouped)
-    odd = grouped(np.flatnonzero(sector % 2 != 0), sector, partner)
-    even = grouped(np.flatnonzero(sector % 2 == 0), sector, partner)
-    Ao, Ae = A[odd], A[even]
+    parts = [(0, sp.csr_matrix(A))]
     del A
-    Aoo, Aoe, Aeo, Aee = Ao[:, odd], Ao[:, even], Ae[:, odd], Ae[:, even]
-    del Ao, Ae
+    split = colour_split(parts, sector, partner)
+    if split is not None:
+        return solve_red_black(split, b, sector, partner=partner, x0=x0, rtol=rtol,
+                               restart=restart, maxiter=maxiter, cache=cache,
+                               threads=threads, what=what)
+    A = parts.pop()[1]
+    # one colour only (e.g. the window 0) is block diagonal: its factors solve it exactly
+    two = two_coloured(A, sector)
+    P = SectorPreconditioner(A, sector, cache, partner=partner, threads=threads)
+    try:
+        if two:
+            u, its = P.solve(b), 0
+        else:
+            u, its = run_gmres(A, b, P, x0=x0, rtol=rtol, restart=restart,
+                               maxiter=maxiter, what=what)
+    finally:
+        P.close()
+    return u, its, {"scheme": "block-Jacobi GMRES" if not two else "sector LU",
+                    "sectors": P.sector_count, "merged": P.merged,
+                    "complex_sectors": P.complex_sectors, "factor_nnz": P.factor_nnz,
+                    "factor_GB": P.factor_bytes / 1e9, "threads": P.threads}
+
+
+def solve_red_black(split: ColourSplit, b: np.ndarray, sector: np.ndarray, *, partner=None,
+                    x0=None, rtol=1e-13, restart=60, maxiter=2000, cache=None, threads=None,
+                    what="GMRES"):
+    """The red-black Schur GMRES of :func:`solve_sectors` on a system already split by
+    colour (:func:`colour_split`; its blocks are taken, and freed once factored or solved
+    with). Returns ``(u, iterations, info)``."""
+    odd, even = split.odd, split.even
+    n = sector.size
     sub = (lambda idx: None) if partner is None else (lambda idx: _sub_partner(partner, idx))
+    Aoo = split.take("oo")
     Po = SectorPreconditioner(Aoo, sector[odd], cache, partner=sub(odd), threads=threads)
     del Aoo
+    Aee = split.take("ee")
     Pe = SectorPreconditioner(Aee, sector[even], cache, partner=sub(even), threads=threads)
     del Aee  # P_e^{-1} A_ee is the identity
+    Aoe, Aeo = split.take("oe"), split.take("eo")
+    release_freed_memory()  # SuperLU's working memory, freed in the factor threads' heaps
     u = np.empty(n)
     try:
         bo = b[odd]
@@ -597,29 +802,50 @@ def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True,
     folds the rows as they are assembled (:meth:`.HermitianFold.assemble`) and returns
     ``L = None``, for a caller that checks the residual on another operator: the complex
     ``L`` is about 95 bytes per real unknown, and is then never held whole. ``threads``
-    block ranges are assembled at once (default: the cores available)."""
+    block ranges are assembled at once (default: the cores available). The fold keeps its
+    rows in the blocks they were made in (``stack=False``): :func:`solve_fold` splits them
+    by colour directly, and :meth:`.HermitianFold.bordered` stacks them if asked."""
     threads = default_threads() if threads is None else max(1, int(threads))
     if not keep_operator:
-        return HermitianFold.assemble(model, layout, threads=threads), None
+        return HermitianFold.assemble(model, layout, threads=threads, stack=False), None
     L = liouvillian(model, layout, hermitian_rows=True, threads=threads)
-    return HermitianFold.build(L, layout, threads=threads), L
+    return HermitianFold.build(L, layout, threads=threads, stack=False), L
 
 
 def solve_fold(fold: HermitianFold, *, x0_complex=None, gmres_tol=1e-13, restart=60,
                maxiter=2000, cache=None, threads=None):
     """Solve the folded system (its matrix is handed over and freed); returns
-    ``(rho, iterations, info)``. ``cache``: see :class:`SectorPreconditioner`."""
+    ``(rho, iterations, info)``. ``cache``: see :class:`SectorPreconditioner`.
+
+    A fold assembled in row blocks (:meth:`.HermitianFold.assemble`, ``stack=False``) is
+    split by colour straight from its blocks, with the trace row put in on the way
+    (:func:`colour_split`), so the system is never held twice."""
     x0 = None if x0_complex is None else fold.from_complex(x0_complex)
     lay = fold.layout
-    # handed over in a list, so that no reference to A stays here: solve_sectors frees it
-    # once it has split it
-    A, b = fold.bordered(consume=True)
-    system = [A]
-    del A
-    u, its, info = solve_sectors(system, b, fold.q, partner=fold.complex_partner(), x0=x0,
-                                 rtol=gmres_tol, restart=restart, maxiter=maxiter, cache=cache,
-                                 threads=threads,
-                                 what=f"GMRES (N = {lay.N}, window {lay.window})")
+    what = f"GMRES (N = {lay.N}, window {lay.window})"
+    partner = fold.complex_partner()
+    kw = dict(partner=partner, x0=x0, rtol=gmres_tol, restart=restart, maxiter=maxiter,
+              cache=cache, threads=threads, what=what)
+    split = None
+    if fold.parts is not None:
+        row, cols = fold.trace_row()
+        parts = fold.take_parts()
+        split = colour_split(parts, fold.q, partner, replace=(row, cols),
+                             release=release_freed_memory)
+        if split is None:  # not two-coloured: the matrix as a whole
+            fold.give_parts(parts)
+        del parts
+    if split is not None:
+        b = np.zeros(fold.size)
+        b[row] = 1.0
+        u, its, info = solve_red_black(split, b, fold.q, **kw)
+    else:
+        # handed over in a list, so that no reference to A stays here: solve_sectors frees
+        # it once it has split it
+        A, b = fold.bordered(consume=True)
+        system = [A]
+        del A
+        u, its, info = solve_sectors(system, b, fold.q, **kw)
     info = {"real_unknowns": fold.size, **info, "restart": restart}
     return fold.to_complex(u), its, info
 
