@@ -520,6 +520,131 @@ def test_a_system_handed_over_in_a_list_is_freed_before_gmres(monkeypatch):
     np.testing.assert_allclose(fold.from_complex(rho), u, rtol=0, atol=1e-13 * np.abs(u).max())
 
 
+def test_nothing_over_the_whole_system_is_held_through_gmres(monkeypatch):
+    """Through each window's GMRES, no frame of the window scan holds a vector over the
+    whole real system other than the fold's labels (the right-hand side is made by colour,
+    the start is handed over, the partners are taken by the factors), and neither the
+    window's layout nor the coarse solve's holds its per-element tables. The answer agrees
+    with the untruncated sparse LU, and the colour helpers split, join and make unit vectors
+    like indexing does."""
+    import sys
+
+    from picorr.steady import hermitian, krylov, window
+
+    model = lmg(40, 3.0, 0.5, 2.7, 1.0)
+    ref = steady_state(model, method="direct")
+    run, seen = krylov.run_gmres, []
+
+    def spy(*args, **kwargs):
+        frames, f = {}, sys._getframe(1)
+        while f is not None:
+            frames.setdefault(f.f_code.co_name, f.f_locals)
+            f = f.f_back
+        fold = frames["solve_fold"]["fold"]
+        n, held = fold.size, []
+        for name, loc in frames.items():
+            for key, v in loc.items():
+                items = v if isinstance(v, (list, tuple)) else \
+                    v.values() if isinstance(v, dict) else [v]
+                held += [(name, key) for a in items if isinstance(a, np.ndarray)
+                         and a.shape[:1] == (n,) and a is not fold.q]
+        coarse = frames["solve_window"]["coarse"]
+        lays = [frames["solve_window"]["layout"]] + ([] if coarse is None else
+                                                     [coarse.state.layout])
+        seen.append((held, [k for k in ("elements", "JMM") for lay in lays
+                            if k in lay.__dict__]))
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(krylov, "run_gmres", spy)
+    res = steady_state(model, method="window", mask=True)
+    # the N = 20 windows (without a mask), then N = 40's
+    assert len(seen) > len(res.info["scan"]) >= 2 and all(s == ([], []) for s in seen)
+    assert abs(res.IM_per_N - ref.IM_per_N) < 1e-9  # the window tolerance
+
+    fold, _ = krylov.assemble_fold(lmg(20, 3.0, 0.5, 2.7, 1.0), BlockLayout(20, 6))
+    rng = np.random.default_rng(3)
+    rho = rng.normal(size=fold.layout.size) + 1j * rng.normal(size=fold.layout.size)
+    u = hermitian.real_unknowns(fold.layout, rho)
+    np.testing.assert_array_equal(u, fold.from_complex(rho))
+    q, partner = fold.q, fold.complex_partner()
+    split = krylov.colour_split(fold.take_parts(), q, partner)
+    uo, ue = split.split(u)
+    np.testing.assert_array_equal(uo, u[split.odd])
+    np.testing.assert_array_equal(split.join(uo, ue), u)
+    e = np.zeros(u.size)
+    e[17] = 1.0
+    for a, b in zip(split.unit(17), split.split(e)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(split.take("sector_even"), q[split.even])
+    np.testing.assert_array_equal(split.take("partner_odd"),
+                                  krylov._sub_partner(partner, split.odd))
+
+
+def test_the_even_odd_coupling_is_taken_as_a_scaled_transpose_only_when_it_is_one():
+    """For the LMG model the sectors couple through the field h J_x only, so A_eo is A_oe
+    transposed times -2 on the q = 0 rows, -1 on the q > 0 rows and 0 on the trace row,
+    exactly (0 too on rows that J_x does not couple); the solver then applies it from A_oe,
+    bit for bit the same. One ulp off, or a
+    collective jump J_- + 0.3 J_z (whose dissipator changes q by one), and it is not, and
+    the solver keeps A_eo: the answer is still the sparse LU's."""
+    from picorr.steady import krylov
+
+    fold, _ = krylov.assemble_fold(lmg(20, 3.0, 0.5, 2.7, 1.0), BlockLayout(20, 6))
+    row, cols = fold.trace_row()
+    split = krylov.colour_split(fold.take_parts(), fold.q, fold.complex_partner(),
+                                replace=(row, cols))
+    Aoe, Aeo = split.take("oe"), split.take("eo")
+    s = krylov.transpose_scale(Aeo, Aoe)
+    q_even = fold.q[split.even]
+    expect = np.where(q_even == 0, -2.0, -1.0)
+    empty = np.diff(Aeo.indptr) == 0  # the trace row, and elements that J_x does not move
+    expect[empty] = 0.0
+    np.testing.assert_array_equal(s, expect)
+    coupled = np.diff(Aoe.T.tocsr().indptr) > 0
+    assert np.array_equal(np.flatnonzero(empty & coupled), np.flatnonzero(split.even == row))
+    v = np.random.default_rng(5).normal(size=Aoe.shape[0])
+    np.testing.assert_array_equal(s * (Aoe.T @ v), Aeo @ v)
+    Aeo.data[Aeo.nnz // 2] = np.nextafter(Aeo.data[Aeo.nnz // 2], np.inf)
+    assert krylov.transpose_scale(Aeo, Aoe) is None
+
+    base = lmg(20, 3.0, 0.5, 2.7, 1.0)
+    jump = CollectiveJump(1.0, a_minus=1.0, a_z=0.3)
+    model = QubitModel(20, K=base.K, c=base.c, jumps=(jump,), gamma_plus=base.gamma_plus,
+                       gamma_minus=0.2)
+    res = {m: steady_state(model, method=m) for m in ("krylov", "direct")}
+    assert res["krylov"].info["scheme"] == "red-black Schur GMRES"
+    assert res["krylov"].info["eo_from_transpose"] is False
+    lm = steady_state(base, method="krylov")
+    assert lm.info["eo_from_transpose"] is True
+    assert abs(lm.IM_per_N - steady_state(base, method="direct").IM_per_N) < 1e-11
+    assert abs(res["krylov"].IM_per_N - res["direct"].IM_per_N) < 1e-11
+    np.testing.assert_allclose(res["krylov"].m, res["direct"].m, atol=1e-11)
+
+
+def test_a_layout_forgets_its_tables_and_makes_them_again():
+    """BlockLayout.forget drops the per-element tables; asked again they are the same, and
+    a name that is not such a table is refused by name. The coordinates of a range of
+    elements, which the assembly takes without making the whole tables, are JMM's."""
+    lay = BlockLayout(12, 4)
+    elements, JMM = [np.copy(a) for a in lay.elements], [np.copy(a) for a in lay.JMM]
+    assert lay.forget() is lay and "elements" not in lay.__dict__ and "JMM" not in lay.__dict__
+    for a, b in zip(lay.elements + lay.JMM, elements + JMM):
+        np.testing.assert_array_equal(a, b)
+    lay.forget("diagonal")
+    with pytest.raises(ValueError, match="names must be per-element tables.*'N'"):
+        lay.forget("N")
+    # the coordinates of a range, with and without the whole tables made, are JMM's
+    idx = np.arange(7, lay.size, 5)
+    lay.forget()
+    ranged = lay.coordinates(idx)
+    assert "JMM" not in lay.__dict__
+    for a, b in zip(ranged, JMM):
+        np.testing.assert_array_equal(a, b[idx])
+    lay.JMM
+    for a, b in zip(lay.coordinates(idx), ranged):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("keep_operator", [False, True])
 def test_colour_split_of_row_blocks_is_the_split_of_the_bordered_matrix(monkeypatch,
                                                                         keep_operator):

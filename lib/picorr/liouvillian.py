@@ -143,7 +143,7 @@ def map_ranges(fn, items: list, threads: int, layout: BlockLayout):
     layout's lazily computed tables made first, so the threads share them), else one by
     one. A generator, so a caller can consume each result as it comes."""
     if threads > 1 and len(items) >= THREAD_MIN_RANGES:
-        layout.precompute()
+        layout.precompute(coordinates=False)  # ranges take theirs (BlockLayout.coordinates)
         with ThreadPoolExecutor(threads) as pool:
             yield from pool.map(fn, items)
     else:
@@ -160,7 +160,7 @@ def _transitions(model: QubitModel, layout: BlockLayout, src: np.ndarray, t: _Tr
                  G: CollectivePolynomial) -> None:
     """Every term of the Liouvillian acting on the stored elements ``src``, into ``t``."""
     N = model.N
-    J, M, Mp = (a[src] for a in layout.JMM)
+    J, M, Mp = layout.coordinates(src)
     # -- collective: G rho + rho G^+ + sum (Gamma/N) L rho L^+ --------------------------
     for d, f in G.bands(J, M).items():  # (G rho)_{M + d, M'} <- f_d(M) rho_{M, M'}
         t.add(layout, src, 0, -d, 0, f)

@@ -37,7 +37,13 @@ system freed once split and ``A_ee`` not kept (:func:`.krylov.solve_sectors`), a
 heap blocks handed back during the assembly (:func:`.liouvillian.stack_rows`); and after
 the system split by colour straight from its assembled row blocks
 (:func:`.krylov.colour_split`), which at N = 800, Gamma = 2.7 lowered the peak from 5.62
-to 5.31 GB.
+to 5.31 GB; and after nothing over the whole system but the fold's labels was held through
+GMRES, ``A_eo`` was applied from ``A_oe`` (:func:`.krylov.transpose_scale`) and the
+assembly stopped making the layout's float coordinate tables
+(:meth:`.BlockLayout.coordinates`): at N = 1000, Gamma = 2.7 the first two lowered the
+peak from 8.50 to 7.97 GB (whole process, ``/usr/bin/time``, same machine state), the
+first window's GMRES still being the peak (7.90 GB in a 0.05 s RSS timeline, beside 7.89 GB
+in the assembly of the last window, which the third lowers).
 """
 
 from __future__ import annotations

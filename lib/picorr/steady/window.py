@@ -20,6 +20,7 @@ from ..information import NegativeEigenvalueError, correlations
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
+from .hermitian import real_unknowns
 from .krylov import assemble_fold, solve_fold
 from .memory import (InsufficientMemoryError, available_bytes, check_memory, estimate_peak_bytes,
                      limit_heap_retention, release_freed_memory)
@@ -241,9 +242,12 @@ def solve_window(
         Q = min(Q, max_window)
         band = None if rows is None or not bands else \
             predict_bands(N, Q, coarse.state, eps=band_eps)
+        if coarse is not None:  # its tables are made again for the next window's bands
+            coarse.state.layout.forget()
         layout = BlockLayout(N, Q, rows=rows, bands=band)
         estimate = check_memory(N, Q, restart, max_memory, layout=layout)
-        x0 = None if prev is None else embed(prev[1], prev[0], layout)
+        # the start in real unknowns, half the bytes of the complex elements
+        x0 = None if prev is None else real_unknowns(layout, embed(prev[1], prev[0], layout))
         # the scan stops on a change from a positive previous window, or at max_window
         may_be_last = (prev is not None and not np.isnan(prev[2])) or Q >= max_window
         tol_here = gmres_tol if may_be_last else max(gmres_tol, scan_gmres_tol)
@@ -255,12 +259,17 @@ def solve_window(
         # the complex L (about 95 bytes per real unknown) is not held through the solves
         L = None  # the previous window's operator is not needed any more
         fold, L = assemble_fold(model, layout, keep_operator=rows is None, threads=threads)
-        layout.__dict__.pop("JMM", None)  # needed by the assembly only (recomputed if asked)
+        # the per-element tables are needed by the assembly only (made again when asked;
+        # the diagonal, which the trace row needs, is kept)
+        layout.diagonal
+        layout.forget()
         if heap:  # the blocks the assembly threads freed in their own malloc arenas, which
             # glibc keeps otherwise: at N = 1000, Gamma = 2.7, the peak was 11.05 GB without
             # this call and 10.03 GB with it (10.24 GB before the assembly ran in threads)
             release_freed_memory()
-        rho, its, info = solve_fold(fold, x0_complex=x0, gmres_tol=tol_here, restart=restart,
+        start_vector = [x0]  # handed over: not held here through the solve
+        del x0
+        rho, its, info = solve_fold(fold, x0=start_vector, gmres_tol=tol_here, restart=restart,
                                     maxiter=maxiter, cache=cache, threads=threads)
         del fold
         if heap:
