@@ -26,12 +26,20 @@ from ..models import QubitModel
 from .memory import release_freed_memory
 
 
+def _halves(layout: BlockLayout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(q, pos, off)``: the coherence order ``M - M'`` of every element, and the layout
+    indices with q >= 0 (the x unknowns) and q > 0 (the y unknowns), in layout order: the
+    storage order of the real unknowns (module doc), defined here only."""
+    _, i, k = layout.elements
+    q = k - i
+    return q, np.nonzero(q >= 0)[0], np.nonzero(q > 0)[0]
+
+
 def real_unknowns(layout: BlockLayout, rho: np.ndarray) -> np.ndarray:
     """:meth:`HermitianFold.from_complex` before the fold of ``layout`` exists (the real
     unknowns are half the bytes of the complex elements)."""
-    _, i, k = layout.elements
-    q = k - i
-    return np.concatenate([rho[q >= 0].real, rho[q > 0].imag])
+    _, pos, off = _halves(layout)
+    return np.concatenate([rho[pos].real, rho[off].imag])
 
 
 @dataclass
@@ -81,9 +89,7 @@ class HermitianFold:
     def _from_rows(cls, chunks, layout: BlockLayout, threads: int = 1,
                    stack: bool = True) -> "HermitianFold":
         jidx, i, k = layout.elements
-        q_all = k - i  # M - M'
-        pos = np.nonzero(q_all >= 0)[0]
-        off = np.nonzero(q_all > 0)[0]
+        q_all, pos, off = _halves(layout)
         partner = layout.index(jidx[off], k[off], i[off])
         if np.any(partner < 0):
             raise ValueError("the layout's window must be symmetric in q")
