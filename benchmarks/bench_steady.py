@@ -16,6 +16,12 @@ The book's two files (chapter 4):
         --sizes-h0 100,200,400,800,1000,2000,4000,10000 --out data/benchmarks/steady.json
     .venv/bin/python benchmarks/bench_steady.py --Gamma 2.7 --sizes-h 20,40,60,80,120,200,400,600,800,1000,2000 \
         --sizes-h0 "" --out data/benchmarks/steady_G2.7.json
+
+At the issue's convergence tolerance of I_M/N, 1e-8 (the solver's default window_tol is
+1e-9), both Gammas in one file, which the chapter compares with the two above:
+
+    .venv/bin/python benchmarks/bench_steady.py --Gamma 1.68,2.7 --window-tol 1e-8 \
+        --sizes-h 600,800,1000 --sizes-h0 "" --out data/benchmarks/steady_window_tol.json
 """
 
 from __future__ import annotations
@@ -51,35 +57,54 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes-h", default="20,40,60,80,120", help="N values for h = 0.5")
     ap.add_argument("--sizes-h0", default="100,200,400,800", help="N values for h = 0")
-    ap.add_argument("--Gamma", type=float, default=1.68)
+    ap.add_argument("--Gamma", default="1.68",
+                    help="Gamma, or several separated by commas (one file per Gamma for the "
+                    "book's table and plot of cost against N)")
+    ap.add_argument("--window-tol", type=float, default=None, metavar="TOL",
+                    help="passed to each h != 0 point (sizes solved by the window method only, "
+                    "N > 100)")
     ap.add_argument("--out", default=None, help="write the records to this JSON file")
     args = ap.parse_args(argv)
+    try:
+        Gammas = [float(g) for g in args.Gamma.split(",") if g]
+    except ValueError:
+        ap.error(f"--Gamma must be numbers separated by commas, got {args.Gamma!r}")
+    if not Gammas:
+        ap.error("--Gamma needs at least one value")
+    extra_h = () if args.window_tol is None else ("--window-tol", repr(args.window_tol))
     records = []
-    print(f"# load average {os.getloadavg()[0]:.2f}; coupling 3, gamma 1, Gamma {args.Gamma}")
+    print(f"# load average {os.getloadavg()[0]:.2f}; coupling 3, gamma 1, Gamma {args.Gamma}"
+          + ("" if args.window_tol is None else f", window_tol {args.window_tol:g} (h != 0)"))
     print(f"{'h':>4} {'N':>6} {'method':>8} {'unknowns':>10} {'its':>5} {'wall s':>8} "
           f"{'peak GB':>8} {'rel.res':>9} {'I_M/N':>14}")
-    for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
-        for N in (int(x) for x in sizes.split(",") if x):
-            r = run_point(N, h, args.Gamma)
-            records.append(r)
-            if "error" in r:
-                print(f"{h:>4} {N:>6} error after {r['wall']:.1f} s: {r['error']}")
-                continue
-            print(f"{h:>4} {N:>6} {r['method']:>8} {r['unknowns']:>10} {r['iterations']:>5} "
-                  f"{r['wall']:>8.2f} {r['peak_gb']:>8.2f} {r['relative_residual']:>9.1e} "
-                  f"{r['IM_per_N']:>14.10f}", flush=True)
+    for G in Gammas:
+        for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
+            for N in (int(x) for x in sizes.split(",") if x):
+                run_sizes(records, N, h, G, extra_h if h != 0 else ())
     if args.out:
-        write_records(args.out, records)
+        write_records(args.out, records, window_tol=args.window_tol)
+
+
+def run_sizes(records, N, h, Gamma, extra) -> None:
+    """Run one point, append its record and print its row of the table."""
+    r = run_point(N, h, Gamma, extra=extra)
+    records.append(r)
+    if "error" in r:
+        print(f"{h:>4} {N:>6} error after {r['wall']:.1f} s: {r['error']}")
+        return
+    print(f"{h:>4} {N:>6} {r['method']:>8} {r['unknowns']:>10} {r['iterations']:>5} "
+          f"{r['wall']:>8.2f} {r['peak_gb']:>8.2f} {r['relative_residual']:>9.1e} "
+          f"{r['IM_per_N']:>14.10f}", flush=True)
 
 
 KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
         "relative_residual", "IM_per_N", "support_fraction", "band_fraction",
-        "memory_estimate_GB", "error")
+        "memory_estimate_GB", "window_error_estimate", "error")
 
 
-def write_records(path, records, keep=KEEP) -> None:
+def write_records(path, records, keep=KEEP, window_tol=None) -> None:
     """The records (their fields ``keep``, or all when None) with what is needed to judge
-    them: machine, load, commit, command."""
+    them: machine, load, commit, command, and ``window_tol`` when one was passed."""
     import platform
     from pathlib import Path
 
@@ -92,6 +117,8 @@ def write_records(path, records, keep=KEEP) -> None:
             "commit": commit, "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "load_average_end": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if window_tol is not None:
+        meta["window_tol"] = window_tol
     out = {"meta": meta, "records": [r if keep is None else {k: r[k] for k in keep if k in r}
                                      for r in records]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
