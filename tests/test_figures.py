@@ -362,6 +362,58 @@ def test_piqs_comparison_table_lists_each_size_with_its_speedup_and_difference(t
         piqs_comparison(path)
 
 
+def test_tolerance_comparison_pairs_each_point_with_the_default_run(tmp_path):
+    import json
+
+    from picorr.figures import tolerance_comparison
+
+    def rec(N, G, Q, its, wall, peak, IM):
+        return {"N": N, "h": 0.5, "Gamma": G, "method": "window", "window": Q,
+                "iterations": its, "wall": wall, "peak_gb": peak, "IM_per_N": IM}
+
+    meta = {"commit": "abc", "date": "today", "cores": 2, "command": "bench"}
+    strict_a, strict_b, loose = (tmp_path / n for n in ("a.json", "b.json", "l.json"))
+    strict_a.write_text(json.dumps({"meta": meta, "records": [
+        rec(1000, 1.68, 40, 100, 190.0, 5.2, 0.25), rec(600, 1.68, 30, 60, 60.0, 2.0, 0.24),
+        {"N": 2000, "h": 0.5, "Gamma": 1.68, "wall": 8.0, "error": "refused"}]}))
+    strict_b.write_text(json.dumps({"meta": meta, "records": [
+        rec(1000, 2.7, 42, 134, 320.0, 7.9, 0.2058831721234505)]}))
+    loose.write_text(json.dumps({"meta": {**meta, "window_tol": 1e-8}, "records": [
+        rec(1000, 2.7, 38, 115, 218.0, 7.85, 0.20588317205127554),
+        rec(1000, 1.68, 36, 90, 150.0, 5.0, 0.25 + 3e-9),
+        {"N": 2000, "h": 0.5, "Gamma": 2.7, "wall": 8.0, "error": "refused"}]}))
+    out = tolerance_comparison(loose, strict_a, strict_b)
+    assert out["window_tol"] == 1e-8
+    t = out["table"].splitlines()
+    assert t[2] == ("| 1.68 | 1000 | 40 → 36 | 100 → 90 | 190.0 → 150.0 | 5.20 → 5.00 | "
+                    "0.2500000030 | 3.0e-09 |")
+    assert t[3].startswith("| 2.7 | 1000 | 42 → 38 | 134 → 115 | 320.0 → 218.0 | 7.90 → 7.85 |")
+    assert t[3].endswith("| 7.2e-11 |") and len(t) == 6  # header, rule, 2 rows, blank, source
+    assert t[5].endswith("the default ones today at `abc`. Where both stopped at the same "
+                         "window, the state is the same and a difference of time is the "
+                         "machine's.")
+    assert [p["Gamma"] for p in out["rows"]] == [1.68, 2.7]
+    assert out["worst_difference"] == pytest.approx(3e-9, rel=1e-6)
+    assert out["text"] == (
+        "At `window_tol` = 1e-08 the scan stopped at a smaller window than at the default "
+        "tolerance for 2 of the 2 points. "
+        "$N = 1000$ took 150 s at Γ = 1.68γ (default: 190 s) and "
+        "218 s at Γ = 2.7γ (default: 320 s), peaking at 7.85 GB. Against the default "
+        "tolerance's larger windows, $I_M/N$ differs by at most 3.0e-09 over these 2 points, "
+        "below the tolerance asked for.")
+    # a difference beyond the tolerance is said, not hidden
+    bad = json.loads(loose.read_text())
+    bad["records"][1]["IM_per_N"] = 0.25 + 2e-8
+    loose.write_text(json.dumps(bad))
+    assert "more than the tolerance asked for" in tolerance_comparison(
+        loose, strict_a, strict_b)["text"]
+    with pytest.raises(ValueError, match="N = 1000, h = 0.5, Gamma = 2.7 has no record"):
+        tolerance_comparison(loose, strict_a)
+    loose.write_text(json.dumps({"meta": meta, "records": []}))
+    with pytest.raises(ValueError, match="no window_tol"):
+        tolerance_comparison(loose, strict_a)
+
+
 def test_extrapolation_and_its_difference_from_the_theory_are_drawn_point_by_point():
     import matplotlib.pyplot as plt
     from picorr import plotting

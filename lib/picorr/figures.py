@@ -489,6 +489,74 @@ def piqs_comparison(path: Path | str) -> dict:
             "text": text}
 
 
+def tolerance_comparison(loose: Path | str, *strict: Path | str) -> dict:
+    """The window method at a looser truncation tolerance against the default one.
+
+    ``loose`` is a ``benchmarks/bench_steady.py --window-tol TOL --out`` file (its meta has
+    ``window_tol``); ``strict`` are files of the same points at the solver's default
+    tolerance (several Gammas may be spread over them). Each point of ``loose`` is paired
+    with the record of the same N, h and Gamma in ``strict``, whose larger window is the
+    reference for the error that the looser scan leaves in I_M/N. Returns
+    ``{"meta", "window_tol", "table": Markdown, "rows": the paired records,
+    "worst_difference": largest |Delta I_M/N|, "text": the comparison in words}``; raises
+    ValueError when a point of ``loose`` has no partner or ``loose`` has no tolerance."""
+    import json
+
+    raw = json.loads(Path(loose).read_text())
+    tol = raw["meta"].get("window_tol")
+    if tol is None:
+        raise ValueError(f"{loose}: no window_tol in its meta (made without --window-tol)")
+    ref, sources = {}, []
+    for path in strict:
+        other = json.loads(Path(path).read_text())
+        sources.append(f"{other['meta']['date']} at `{other['meta']['commit']}`")
+        for r in other["records"]:
+            if "error" not in r:
+                ref[int(r["N"]), float(r["h"]), float(r["Gamma"])] = r
+    rows, pairs = [], []
+    for r in sorted((r for r in raw["records"] if "error" not in r),
+                    key=lambda r: (float(r["Gamma"]), r["N"])):
+        key = (int(r["N"]), float(r["h"]), float(r["Gamma"]))
+        if key not in ref:
+            raise ValueError(f"{loose}: N = {key[0]}, h = {key[1]:g}, Gamma = {key[2]:g} has "
+                             "no record at the default tolerance to compare with")
+        d = ref[key]
+        diff = abs(float(r["IM_per_N"]) - float(d["IM_per_N"]))
+        pairs.append({"N": key[0], "h": key[1], "Gamma": key[2], "loose": r, "default": d,
+                      "IM_per_N_difference": diff})
+        rows.append(f"| {key[2]:g} | {key[0]} | {d['window']} → {r['window']} | "
+                    f"{d['iterations']} → {r['iterations']} | {d['wall']:.1f} → {r['wall']:.1f} | "
+                    f"{d['peak_gb']:.2f} → {r['peak_gb']:.2f} | {r['IM_per_N']:.10f} | "
+                    f"{diff:.1e} |")
+    if not pairs:
+        raise ValueError(f"{loose}: no solved point")
+    m = raw["meta"]
+    table = "\n".join(
+        [f"| Γ/γ | $N$ | $Q$ | GMRES its | wall s | peak GB | $I_M/N$ at {tol:g} | "
+         "$\\lvert\\Delta I_M/N\\rvert$ |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        + rows) + (f"\n\nEach column: default tolerance → {tol:g}. The {tol:g} runs were "
+                   f"measured {m['date']} at commit `{m['commit']}`, {m['cores']} cores, with "
+                   f"`{m['command']}`; the default ones {' and '.join(dict.fromkeys(sources))}."
+                   " Where both stopped at the same window, the state is the same and a "
+                   "difference of time is the machine's.")
+    worst = max(p["IM_per_N_difference"] for p in pairs)
+    top = max(p["N"] for p in pairs)
+    at_top = [p for p in pairs if p["N"] == top]
+    runs = " and ".join(f"{p['loose']['wall']:.0f} s at Γ = {p['Gamma']:g}γ "
+                        f"(default: {p['default']['wall']:.0f} s)" for p in at_top)
+    peak = max(p["loose"]["peak_gb"] for p in at_top)
+    within = "below the tolerance asked for" if worst < tol else \
+        "more than the tolerance asked for: the looser scan stopped too early"
+    smaller = sum(p["loose"]["window"] < p["default"]["window"] for p in pairs)
+    text = (f"At `window_tol` = {tol:g} the scan stopped at a smaller window than at the "
+            f"default tolerance for {smaller} of the {len(pairs)} points. "
+            f"$N = {top}$ took {runs}, peaking at {peak:.2f} GB. "
+            f"Against the default tolerance's larger windows, $I_M/N$ differs by at most "
+            f"{worst:.1e} over these {len(pairs)} points, {within}.")
+    return {"meta": m, "window_tol": tol, "table": table, "rows": pairs,
+            "worst_difference": worst, "text": text}
+
+
 def block_count(N: int) -> dict[str, float]:
     """How many numbers describe a permutation-invariant state of N qubits: all in-block
     elements ``sum_J (2J+1)^2`` (O(N^3)), the diagonal only ``sum_J (2J+1)`` (O(N^2)),
