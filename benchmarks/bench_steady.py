@@ -63,6 +63,8 @@ def main(argv=None):
     ap.add_argument("--window-tol", type=float, default=None, metavar="TOL",
                     help="passed to each h != 0 point (sizes solved by the window method only, "
                     "N > 100)")
+    ap.add_argument("--factor-precision", default=None, choices=("auto", "double", "single"),
+                    help="passed to each h != 0 point of N > 20 (default: the solver's, auto)")
     ap.add_argument("--out", default=None, help="write the records to this JSON file")
     args = ap.parse_args(argv)
     try:
@@ -72,6 +74,8 @@ def main(argv=None):
     if not Gammas:
         ap.error("--Gamma needs at least one value")
     extra_h = () if args.window_tol is None else ("--window-tol", repr(args.window_tol))
+    if args.factor_precision is not None:
+        extra_h += ("--factor-precision", args.factor_precision)
     records = []
     print(f"# load average {os.getloadavg()[0]:.2f}; coupling 3, gamma 1, Gamma {args.Gamma}"
           + ("" if args.window_tol is None else f", window_tol {args.window_tol:g} (h != 0)"))
@@ -80,7 +84,11 @@ def main(argv=None):
     for G in Gammas:
         for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
             for N in (int(x) for x in sizes.split(",") if x):
-                run_sizes(records, N, h, G, extra_h if h != 0 else ())
+                extra = extra_h if h != 0 else ()
+                if N <= 20 and "--factor-precision" in extra:  # the direct method: no sectors
+                    i = extra.index("--factor-precision")
+                    extra = extra[:i] + extra[i + 2:]
+                run_sizes(records, N, h, G, extra)
     if args.out:
         write_records(args.out, records, window_tol=args.window_tol)
 
@@ -99,7 +107,8 @@ def run_sizes(records, N, h, Gamma, extra) -> None:
 
 KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
         "relative_residual", "IM_per_N", "support_fraction", "band_fraction",
-        "memory_estimate_GB", "window_error_estimate", "error")
+        "memory_estimate_GB", "window_error_estimate", "factor_precision", "factor_GB",
+        "error")
 
 
 def write_records(path, records, keep=KEEP, window_tol=None) -> None:

@@ -78,3 +78,19 @@ def test_window_tolerance_sets_the_truncation_error():
     assert 1e-12 < ref["window_error_estimate"] < 1e-9
     assert tight["window_error_estimate"] < 1e-12 and tight["window"] > ref["window"]
     assert abs(tight["IM_per_N"] - ref["IM_per_N"]) <= ref["window_error_estimate"]
+
+
+def test_factor_precision_option():
+    """``--factor-precision single`` solves with single-precision factors to the same I_M/N;
+    the choice is in the JSON; methods without sector factors refuse the option."""
+    base = ["--N", "120", "--coupling", "3", "--h", "0.5", "--Gamma", "2.7", "--gamma", "1",
+            "--json"]
+    ref, low = run(*base), run(*base, "--factor-precision", "single")
+    assert ref.returncode == 0 and low.returncode == 0, low.stderr
+    ref, low = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (ref, low))
+    assert ref["factor_precision"] == "double" and low["factor_precision"] == "single"
+    assert abs(low["IM_per_N"] - ref["IM_per_N"]) < 1e-12
+    rates = run("--N", "50", "--coupling", "3", "--h", "0", "--Gamma", "2.7", "--gamma", "1",
+                "--factor-precision", "single")
+    assert rates.returncode != 0 and len(rates.stderr.strip().splitlines()) == 1
+    assert "--factor-precision applies to the krylov and window methods" in rates.stderr

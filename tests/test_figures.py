@@ -289,6 +289,12 @@ def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
                                          "command": "bench"}, "records": recs}))
     t = benchmark_table(load_benchmark(path)).splitlines()
     assert t[4] == "| 0.5 | 2000 | refused | | | | 12.8 | | --N 2000: needs 60 GB |"
+    recs[0]["factor_precision"] = "single"  # a solve with single-precision factors says so
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": recs}))
+    t = benchmark_table(load_benchmark(path)).splitlines()
+    assert t[3].startswith("| 0.5 | 400 | window (single) | 37 |")
+    assert t[2].startswith("| 0 | 4000 | rates | 0 |")
     from picorr.figures import refusals_text
 
     recs[2]["error"] = "picorr: error: --N 2000: needs 60 GB"

@@ -407,13 +407,16 @@ def load_benchmark(path: Path | str) -> dict:
 def benchmark_table(bench: dict) -> str:
     """A Markdown table of a loaded benchmark (:func:`load_benchmark`): per size the method,
     the coherence window, unknowns, GMRES iterations, wall time, peak memory and I_M/N, and
-    the sizes that were refused, with the line saying when, where and how it was measured."""
+    the sizes that were refused, with the line saying when, where and how it was measured.
+    A solve with single-precision sector factors says so after its method."""
     rows = ["| $h$ | $N$ | method | $Q$ | unknowns | GMRES its | wall s | peak GB | $I_M/N$ |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for h, c in bench["by_h"].items():
         for i in range(len(c["N"])):
             Q = c["window"][i] if "window" in c else None
-            rows.append(f"| {h:g} | {c['N'][i]} | {c['method'][i]} | {'–' if Q is None else Q} | "
+            single = "factor_precision" in c and c["factor_precision"][i] == "single"
+            method = f"{c['method'][i]}{' (single)' if single else ''}"
+            rows.append(f"| {h:g} | {c['N'][i]} | {method} | {'–' if Q is None else Q} | "
                         f"{c['unknowns'][i]:,} | {c['iterations'][i]} | {c['wall'][i]:.1f} | "
                         f"{c['peak_gb'][i]:.2f} | {c['IM_per_N'][i]:.10f} |")
     for r in bench["errors"]:

@@ -38,6 +38,11 @@ def add_parser(sub) -> None:
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help="refuse a solve whose estimated peak memory exceeds this many GB "
                    "(default: the memory available)")
+    p.add_argument("--factor-precision", default=None, choices=("auto", "double", "single"),
+                   dest="factor_precision",
+                   help="krylov and window methods: storage precision of the sector factors "
+                   "(default auto: single, about 0.6 times the factor memory and twice the "
+                   "time, only when double does not fit)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=run)
 
@@ -64,6 +69,12 @@ def run(args) -> dict:
                            f"is solved by {method!r} without truncation; add --method window "
                            "to truncate")
         opts["window_tol"] = args.window_tol
+    if args.factor_precision is not None:
+        method = choose_method(model) if args.method == "auto" else args.method
+        if method not in ("krylov", "window"):
+            raise CLIError(f"--factor-precision applies to the krylov and window methods, and "
+                           f"--N {args.N} is solved by {method!r}")
+        opts["factor_precision"] = args.factor_precision
     t0 = time.perf_counter()
     try:
         res = steady_state(model, method=args.method, tol=args.tol, **opts)

@@ -87,7 +87,10 @@ def steady_state(
         (:func:`estimate_peak_bytes`) exceeds it raises :class:`InsufficientMemoryError`
         before it starts. None: the memory available.
     **options
-        Passed to the method (e.g. ``restart``, ``maxiter`` for 'krylov').
+        Passed to the method (e.g. ``restart``, ``maxiter`` for 'krylov';
+        ``factor_precision`` 'auto', 'double' or 'single' for 'krylov' and 'window': the
+        storage precision of the sector factors, single only when double does not fit by
+        default).
 
     Raises
     ------

@@ -8,11 +8,29 @@ The model (bytes), for the Hermitian real form on the window ``|q| <= Q``:
   sector 0 and 20 bytes for the complex sectors q > 0. ``fill`` is the measured growth of
   the nested-dissection-like fill of these lattices (66.5 entries per unknown at
   s = 40200, N = 400; 99.2 at s = 250500, N = 1000; a power law through both);
+* with single-precision factors (``precision='single'``, :class:`.krylov.RefinedFactor`)
+  8 and 12 bytes an entry, plus the sector blocks that the refinement multiplies by,
+  :data:`BLOCK_ENTRIES` entries per unknown in double precision;
 * the Krylov basis: ``restart + 1`` vectors over the even sectors (the ones GMRES iterates
   on, :func:`.krylov.solve_sectors`), 8 bytes each;
 * everything else (the operator, its folded real form and its blocks, the assembly's
-  triplets, the state): ``B(n) = OTHER_BYTES * (n / 1e6) ** OTHER_EXPONENT`` bytes per real
-  unknown for ``n`` real unknowns, plus the interpreter.
+  triplets, the state): ``OTHER_FIXED_BYTES + OTHER_BYTES * n`` for ``n`` real unknowns,
+  plus the interpreter (:data:`BASE_BYTES`).
+
+Recalibrated on 2026-12-02 (commit after 5724cda, ``benchmarks/bench_memory.py --sizes
+200,400,600,1000 --Gamma 1.68,2.7``, fresh processes, two threads, h = 0.5): once the
+changes listed below had lowered the memory outside the factors, the peak was the measured
+factors, the estimated Krylov basis and -0.18 to 0.31 GB (the basis's estimate counts all
+``restart + 1`` vectors), where the earlier law, 1055 * (n / 1e6) ** -0.2 bytes per real
+unknown, gave 0.8-5.4 GB: the estimate was 1.63-1.82 times the peak, and it refused N = 2000
+at Gamma = 1.68 with 33.3 GB where the factors and the basis are about 22 GB. The fixed
+part and the bytes per unknown are round values with the estimate at least 1.05 times each
+of the eight calibration peaks: 1.06-1.15 times them from N = 400 on (0.11-0.83 GB over),
+1.38-1.40 at N = 200 (0.26 GB over). A partial run at N = 2000, Gamma = 1.68 with single-precision factors (stopped in its first
+window, after 57 minutes and 228 GMRES iterations) had reached 15.62 GB against an estimate
+of the factors and the basis of 16.97 GB.
+
+The earlier calibration, kept for the record of what lowered the memory since:
 
 Calibrated on the peak RSS of whole solves in fresh processes with two threads (h = 0.5):
 N = 200, 300, 400, 600 at Gamma = 1.68 and 2.0 (``benchmarks/bench_memory.py``) and the 15
@@ -55,10 +73,22 @@ import numpy as np
 from ..dicke import BlockLayout
 from ._result import SteadyStateError
 
-#: Folded form, its blocks, assembly and state per real unknown at 10^6 real unknowns
-#: (bytes), and the exponent of its decrease with the number of real unknowns; module doc.
-OTHER_BYTES = 1055.0
-OTHER_EXPONENT = -0.2
+#: Storage precisions of the sector factors (:class:`.krylov.SectorPreconditioner`).
+PRECISIONS = ("double", "single")
+
+#: Bytes per factor entry (value and SuperLU's row index) by precision, for the real
+#: (sector 0) and the complex sectors.
+FACTOR_ENTRY_BYTES = {"double": (12, 20), "single": (8, 12)}
+
+#: Entries per unknown of the sector blocks that single-precision factors keep for their
+#: refinement (:class:`.krylov.RefinedFactor`), stored at 12 or 20 bytes an entry
+#: (measured 4.6-4.9 at N = 40 and 80, LMG, both colours).
+BLOCK_ENTRIES = 5.0
+
+#: Folded form, its blocks, assembly and state: a fixed part and bytes per real unknown
+#: (module doc).
+OTHER_FIXED_BYTES = 0.35e9
+OTHER_BYTES = 40.0
 
 #: Interpreter, NumPy, SciPy and SymPy loaded (bytes).
 BASE_BYTES = 0.15e9
@@ -134,25 +164,34 @@ def fill_per_unknown(s):
     return 66.5 * (np.asarray(s, dtype=float) / 40200.0) ** 0.218
 
 
-def other_bytes_per_unknown(real_unknowns):
-    """Memory besides the factors and the Krylov basis per real unknown (bytes)."""
-    return OTHER_BYTES * (np.maximum(real_unknowns, 1.0) / 1e6) ** OTHER_EXPONENT
+def other_bytes(real_unknowns):
+    """Memory besides the factors, the Krylov basis and the interpreter (bytes)."""
+    return OTHER_FIXED_BYTES + OTHER_BYTES * np.asarray(real_unknowns, dtype=float)
 
 
-def estimate_peak_bytes(N: int, Q: int, restart: int = 60, rows=None, layout=None) -> dict:
+def estimate_peak_bytes(N: int, Q: int, restart: int = 60, rows=None, layout=None,
+                        precision: str = "double") -> dict:
     """The predicted peak memory of a solve on the window ``Q`` (and support mask ``rows``)
     and its parts (bytes). ``layout`` (a :class:`.BlockLayout`, e.g. with coherence
-    bands) is the layout solved on; by default ``BlockLayout(N, Q, rows=rows)``."""
+    bands) is the layout solved on; by default ``BlockLayout(N, Q, rows=rows)``.
+    ``precision`` is the factors' (:data:`PRECISIONS`): single-precision factors take
+    :data:`FACTOR_ENTRY_BYTES` and keep their blocks (:data:`BLOCK_ENTRIES`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     Q = int(min(Q, N))
     if layout is None:
         layout = BlockLayout(N, Q, rows=rows)
     s = layout_sector_sizes(layout)
     s = s[s > 0]
     real_unknowns = s[0] + 2 * s[1:].sum()
-    factors = s[0] * fill_per_unknown(s[0]) * 12 + np.sum(s[1:] * fill_per_unknown(s[1:]) * 20)
+    real_b, complex_b = FACTOR_ENTRY_BYTES[precision]
+    factors = s[0] * fill_per_unknown(s[0]) * real_b \
+        + np.sum(s[1:] * fill_per_unknown(s[1:]) * complex_b)
+    if precision == "single":
+        factors += BLOCK_ENTRIES * (s[0] * 12 + s[1:].sum() * 20)
     iterated = s[0] + 2 * s[2::2].sum()  # the even sectors, q = 0 real
     krylov = (restart + 1) * iterated * 8
-    other = other_bytes_per_unknown(real_unknowns) * real_unknowns + BASE_BYTES
+    other = other_bytes(real_unknowns) + BASE_BYTES
     return {"total": float(factors + krylov + other), "factors": float(factors),
             "krylov": float(krylov), "other": float(other), "real_unknowns": int(real_unknowns)}
 
@@ -177,16 +216,41 @@ def available_bytes() -> float:
 
 
 def check_memory(N: int, Q: int, restart: int = 60, max_memory: float | None = None,
-                 rows=None, layout=None) -> dict:
+                 rows=None, layout=None, precision: str = "double") -> dict:
     """Raise :class:`InsufficientMemoryError` when the solve on window ``Q`` is predicted to
     need more than ``max_memory`` bytes (default: :func:`available_bytes`); else return
     the estimate."""
-    est = estimate_peak_bytes(N, Q, restart, rows, layout)
+    est = estimate_peak_bytes(N, Q, restart, rows, layout, precision)
     limit = available_bytes() if max_memory is None else float(max_memory)
     if est["total"] > limit:
+        single = " single-precision" if precision == "single" else ""
         raise InsufficientMemoryError(
             f"N = {N} needs an estimated {est['total'] / 1e9:.1f} GB of memory at coherence "
-            f"window Q = {Q} ({est['factors'] / 1e9:.1f} GB of sector factors), more than "
-            f"the {limit / 1e9:.1f} GB available; use a smaller N or a machine with more memory"
+            f"window Q = {Q} ({est['factors'] / 1e9:.1f} GB of{single} sector factors), more "
+            f"than the {limit / 1e9:.1f} GB available; use a smaller N or a machine with "
+            "more memory"
         )
     return est
+
+
+def choose_precision(N: int, Q: int, restart: int = 60, max_memory: float | None = None,
+                     layout=None, precision: str = "auto",
+                     at_least: str | None = None) -> tuple[dict, str]:
+    """``(estimate, precision)`` for a solve on window ``Q``: ``precision`` 'double' or
+    'single' is checked as it is (:func:`check_memory`); 'auto' takes double-precision
+    factors when they fit and single-precision ones (:class:`.krylov.RefinedFactor`,
+    slower) when only those do. ``at_least='single'`` (a scan that has already gone to
+    single precision) keeps single. Raises :class:`InsufficientMemoryError` when the
+    chosen (for 'auto': the smaller) estimate does not fit."""
+    if precision not in PRECISIONS + ("auto",):
+        raise ValueError(f"factor_precision must be one of auto, {', '.join(PRECISIONS)}, "
+                         f"got {precision!r}")
+    if precision == "auto":
+        if at_least != "single":
+            try:
+                return check_memory(N, Q, restart, max_memory, layout=layout), "double"
+            except InsufficientMemoryError:
+                pass
+        precision = "single"
+    return check_memory(N, Q, restart, max_memory, layout=layout,
+                        precision=precision), precision

@@ -22,8 +22,8 @@ from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
 from .hermitian import real_unknowns
 from .krylov import assemble_fold, solve_fold
-from .memory import (InsufficientMemoryError, available_bytes, check_memory, estimate_peak_bytes,
-                     limit_heap_retention, release_freed_memory)
+from .memory import (InsufficientMemoryError, available_bytes, choose_precision,
+                     estimate_peak_bytes, limit_heap_retention, release_freed_memory)
 from .support import (WINDOW_BAND_EPS, WINDOW_MASK_EPS, embed, predict_bands, predict_rows, support_fraction,
                       widened)
 
@@ -108,7 +108,7 @@ class OuterSizeMemoryError(InsufficientMemoryError):
 
 def outer_size_bound(n: int, coarse: SteadyState, *, restart: int = 60,
                      mask_eps: float = WINDOW_MASK_EPS, window_tol: float = 1e-9,
-                     bands: bool = True) -> dict:
+                     bands: bool = True, precision: str = "double") -> dict:
     """A lower bound of the peak memory of the window solve at ``n`` from a solved smaller
     ``coarse``: the estimate of :mod:`.memory` on the window that ``coarse`` needed (the
     needed window grows with N) and the support mask predicted from ``coarse`` (from a
@@ -118,13 +118,14 @@ def outer_size_bound(n: int, coarse: SteadyState, *, restart: int = 60,
     rows = predict_rows(n, coarse.state, eps=mask_eps)
     layout = BlockLayout(n, Q, rows=rows, bands=predict_bands(n, Q, coarse.state, eps=mask_eps)
                          if bands else None)
-    est = estimate_peak_bytes(n, Q, restart, layout=layout)
-    return {**est, "window": Q}
+    est = estimate_peak_bytes(n, Q, restart, layout=layout, precision=precision)
+    return {**est, "window": Q, "precision": precision}
 
 
 def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
                       max_memory: float | None = None, mask_eps: float = WINDOW_MASK_EPS,
-                      window_tol: float = 1e-9, bands: bool = True) -> None:
+                      window_tol: float = 1e-9, bands: bool = True,
+                      factor_precision: str = "auto") -> None:
     """Refuse early the sizes ``sizes`` that cannot fit, from a solved smaller ``coarse``:
     if even :func:`outer_size_bound` exceeds ``max_memory`` (default: the memory
     available), the final check at that N would too, so :class:`OuterSizeMemoryError` is
@@ -135,11 +136,13 @@ def check_outer_sizes(sizes: tuple, coarse: SteadyState, *, restart: int = 60,
     limit = available_bytes() if max_memory is None else float(max_memory)
     for n in sizes:
         est = outer_size_bound(n, coarse, restart=restart, mask_eps=mask_eps,
-                               window_tol=window_tol, bands=bands)
+                               window_tol=window_tol, bands=bands,
+                               precision="double" if factor_precision == "double" else "single")
         if est["total"] > limit:
+            single = " single-precision" if est["precision"] == "single" else ""
             raise OuterSizeMemoryError(
                 f"N = {n} needs at least an estimated {est['total'] / 1e9:.1f} GB of memory "
-                f"({est['factors'] / 1e9:.1f} GB of sector factors at coherence window "
+                f"({est['factors'] / 1e9:.1f} GB of{single} sector factors at coherence window "
                 f"Q >= {est['window']}, with the support mask predicted from "
                 f"N = {coarse.state.layout.N}), more than the {limit / 1e9:.1f} GB available; "
                 "use a smaller N or a machine with more memory"
@@ -167,6 +170,7 @@ def solve_window(
     bands: bool = True,
     band_eps: float = WINDOW_BAND_EPS,
     outer: tuple = (),
+    factor_precision: str = "auto",
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
 
@@ -196,6 +200,14 @@ def solve_window(
     positivity) is solved to ``scan_gmres_tol`` only (:data:`SCAN_GMRES_TOL`); every window
     that may be returned is solved to ``gmres_tol``. The scan records each window's tolerance.
 
+    ``factor_precision`` ('auto', 'double' or 'single') is the storage precision of the
+    sector factors (:func:`.memory.choose_precision`): 'auto' takes double precision while
+    a window's estimate fits and single precision (:class:`.krylov.RefinedFactor`: about
+    0.6 times the factor memory, the same answer and iterations, twice the solve time)
+    from the first window where only that fits; the coarse solves choose their own, and the
+    larger sizes are bounded with the precision that needs least
+    (:func:`check_outer_sizes`). The factors' precision is ``info['factor_precision']``.
+
     ``outer`` (set by the recursion) lists the larger N this solve is the coarse solve of:
     each masked level bounds their memory from below as soon as its own coarse state is
     known (:func:`check_outer_sizes`), so a size that cannot fit is refused after the
@@ -216,7 +228,8 @@ def solve_window(
                                   restart=restart, maxiter=maxiter, progress=progress,
                                   threads=threads,
                                   max_memory=max_memory, mask_eps=mask_eps, bands=bands,
-                                  band_eps=band_eps, outer=(N,) + tuple(outer))
+                                  band_eps=band_eps, outer=(N,) + tuple(outer),
+                                  factor_precision=factor_precision)
         except OuterSizeMemoryError:
             raise
         except InsufficientMemoryError as exc:
@@ -224,7 +237,8 @@ def solve_window(
                 f"the support mask for N = {N} needs the steady state at N = {N // 2}: {exc}"
             ) from None
         check_outer_sizes(tuple(outer), coarse, restart=restart, max_memory=max_memory,
-                          mask_eps=mask_eps, window_tol=window_tol, bands=bands)
+                          mask_eps=mask_eps, window_tol=window_tol, bands=bands,
+                          factor_precision=factor_precision)
         rows = predict_rows(N, coarse.state, eps=mask_eps)
         release_freed_memory()  # what the coarse solve freed
         if start is None:
@@ -238,6 +252,7 @@ def solve_window(
     tried, iterations = [], 0
     d_IM, d_m = [], []  # changes between successive positive windows
     cache: dict = {}  # sector factors, reused from one window to the next
+    precision = None  # of the factors: chosen per window, never back to double in a scan
     while True:
         Q = min(Q, max_window)
         band = None if rows is None or not bands else \
@@ -245,7 +260,8 @@ def solve_window(
         if coarse is not None:  # its tables are made again for the next window's bands
             coarse.state.layout.forget()
         layout = BlockLayout(N, Q, rows=rows, bands=band)
-        estimate = check_memory(N, Q, restart, max_memory, layout=layout)
+        estimate, precision = choose_precision(N, Q, restart, max_memory, layout=layout,
+                                               precision=factor_precision, at_least=precision)
         # the start in real unknowns, half the bytes of the complex elements
         x0 = None if prev is None else real_unknowns(layout, embed(prev[1], prev[0], layout))
         # the scan stops on a change from a positive previous window, or at max_window
@@ -270,7 +286,8 @@ def solve_window(
         start_vector = [x0]  # handed over: not held here through the solve
         del x0
         rho, its, info = solve_fold(fold, x0=start_vector, gmres_tol=tol_here, restart=restart,
-                                    maxiter=maxiter, cache=cache, threads=threads)
+                                    maxiter=maxiter, cache=cache, threads=threads,
+                                    precision=precision)
         del fold
         if heap:
             release_freed_memory()  # before the next window's assembly
@@ -322,6 +339,8 @@ def solve_window(
     if heap:
         info.update(mmap_threshold_MB=heap / 2**20)
     info.update(memory_estimate_GB=estimate["total"] / 1e9,
+                memory_estimate_factors_GB=estimate["factors"] / 1e9,
+                memory_estimate_krylov_GB=estimate["krylov"] / 1e9,
                 window_change_IM_per_N=tried[-1]["change_IM_per_N"],
                 window_change_m=tried[-1]["change_m"], window_error_estimate=err,
                 window_ratio=r_IM,
