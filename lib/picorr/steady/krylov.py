@@ -941,7 +941,8 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
                     "factor_nnz": sum(P.factor_nnz for P in Ps),
                     "factor_GB": sum(P.factor_bytes for P in Ps) / 1e9,
                     "factor_precision": precision,
-                    "refined_blocks_GB": sum(P.block_bytes for P in Ps) / 1e9, "threads": Po.threads,
+                    "refined_blocks_GB": sum(P.block_bytes for P in Ps) / 1e9,
+                    "threads": Po.threads,
                     "eo_from_transpose": scale is not None}
 
 

@@ -26,9 +26,11 @@ unknown, gave 0.8-5.4 GB: the estimate was 1.63-1.82 times the peak, and it refu
 at Gamma = 1.68 with 33.3 GB where the factors and the basis are about 22 GB. The fixed
 part and the bytes per unknown are round values with the estimate at least 1.05 times each
 of the eight calibration peaks: 1.06-1.15 times them from N = 400 on (0.11-0.83 GB over),
-1.38-1.40 at N = 200 (0.26 GB over). A partial run at N = 2000, Gamma = 1.68 with single-precision factors (stopped in its first
-window, after 57 minutes and 228 GMRES iterations) had reached 15.62 GB against an estimate
-of the factors and the basis of 16.97 GB.
+1.38-1.40 at N = 200 (0.26 GB over). The runs are shipped in
+``data/benchmarks/memory_calibration.json`` and ``tests/test_engine.py`` checks the model
+against them. A partial run at N = 2000, Gamma = 1.68 with single-precision factors
+(stopped in its first window, after 57 minutes and 228 GMRES iterations) had reached
+15.62 GB against an estimate of the factors and the basis of 16.97 GB.
 
 The earlier calibration, kept for the record of what lowered the memory since:
 
