@@ -34,7 +34,8 @@ from ._result import NoUniqueSteadyStateError, NotConvergedError, SteadyState, f
 from .direct import factorize
 from .gmres import gmres
 from .hermitian import HermitianFold
-from .memory import FACTOR_ENTRY_BYTES, PRECISIONS, choose_precision, release_freed_memory
+from .memory import (BLOCK_ENTRY_BYTES, FACTOR_ENTRY_BYTES, check_precision,
+                     choose_precision, release_freed_memory, single_dtype)
 
 
 #: Below this many unknowns in a sector system (one colour of the red-black split) the
@@ -334,7 +335,7 @@ class RefinedFactor:
 
     def solve(self, b):
         b = np.asarray(b)
-        low = np.complex64 if b.dtype.kind == "c" else np.float32
+        low = single_dtype(b.dtype)
         y = self.lu.solve(b.astype(low)).astype(b.dtype)
         for _ in range(self.steps):
             y += self.lu.solve((b - self.block @ y).astype(low))
@@ -378,10 +379,7 @@ class SectorPreconditioner:
     def __init__(self, A: sp.spmatrix, sector: np.ndarray, cache: dict | None = None,
                  partner: np.ndarray | None = None, threads: int | None = None,
                  merge: bool | None = None, precision: str = "double"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
-        self.precision = precision
+        self.precision = check_precision(precision)
         A = sp.csr_matrix(A)
         if threads is None:
             threads = 1 if A.shape[0] < SERIAL_BELOW else default_threads()
@@ -406,8 +404,8 @@ class SectorPreconditioner:
                 if precision == "double":
                     lu = OwnedFactor(factorize(block), owner)
                 else:
-                    low = np.complex64 if block.dtype.kind == "c" else np.float32
-                    lu = RefinedFactor(OwnedFactor(factorize(block.astype(low)), owner), block)
+                    lu = RefinedFactor(OwnedFactor(factorize(block.astype(single_dtype(
+                        block.dtype))), owner), block)
             except RuntimeError as exc:
                 raise NoUniqueSteadyStateError(
                     f"the q = {key} sector of the Liouvillian is singular ({exc}); "
@@ -438,11 +436,11 @@ class SectorPreconditioner:
         self.sectors = [_as_slices(*sec) for sec in self.sectors]
         self.factor_nnz = int(sum(lu.nnz for _, _, lu in self.sectors))
         # SuperLU's nnz counts L and U; values (4, 8 or 16 bytes) plus a 4-byte row index;
-        # refined single-precision factors keep their block (CSR, 12 bytes an entry)
+        # refined single-precision factors keep their block (BLOCK_ENTRY_BYTES)
         real_b, complex_b = FACTOR_ENTRY_BYTES[precision]
         self.factor_bytes = int(sum(lu.nnz * (real_b if ys is None else complex_b)
                                     for _, ys, lu in self.sectors))
-        self.block_bytes = int(sum(lu.block.nnz * (12 if ys is None else 20)
+        self.block_bytes = int(sum(lu.block.nnz * BLOCK_ENTRY_BYTES[ys is not None]
                                    for _, ys, lu in self.sectors
                                    if isinstance(lu, RefinedFactor)))
         self.shape = A.shape

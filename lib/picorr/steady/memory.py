@@ -82,6 +82,23 @@ PRECISIONS = ("double", "single")
 #: (sector 0) and the complex sectors.
 FACTOR_ENTRY_BYTES = {"double": (12, 20), "single": (8, 12)}
 
+#: Bytes per entry of a sector block kept in double precision (CSR value and column index),
+#: real (sector 0) and complex sectors.
+BLOCK_ENTRY_BYTES = (12, 20)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def single_dtype(dtype):
+    """The single-precision type of a real or complex double-precision ``dtype``."""
+    return np.complex64 if np.dtype(dtype).kind == "c" else np.float32
+
+
 #: Entries per unknown of the sector blocks that single-precision factors keep for their
 #: refinement (:class:`.krylov.RefinedFactor`), stored at 12 or 20 bytes an entry
 #: (measured 4.6-4.9 at N = 40 and 80, LMG, both colours).
@@ -178,8 +195,7 @@ def estimate_peak_bytes(N: int, Q: int, restart: int = 60, rows=None, layout=Non
     bands) is the layout solved on; by default ``BlockLayout(N, Q, rows=rows)``.
     ``precision`` is the factors' (:data:`PRECISIONS`): single-precision factors take
     :data:`FACTOR_ENTRY_BYTES` and keep their blocks (:data:`BLOCK_ENTRIES`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     Q = int(min(Q, N))
     if layout is None:
         layout = BlockLayout(N, Q, rows=rows)
@@ -190,7 +206,8 @@ def estimate_peak_bytes(N: int, Q: int, restart: int = 60, rows=None, layout=Non
     factors = s[0] * fill_per_unknown(s[0]) * real_b \
         + np.sum(s[1:] * fill_per_unknown(s[1:]) * complex_b)
     if precision == "single":
-        factors += BLOCK_ENTRIES * (s[0] * 12 + s[1:].sum() * 20)
+        real_b, complex_b = BLOCK_ENTRY_BYTES
+        factors += BLOCK_ENTRIES * (s[0] * real_b + s[1:].sum() * complex_b)
     iterated = s[0] + 2 * s[2::2].sum()  # the even sectors, q = 0 real
     krylov = (restart + 1) * iterated * 8
     other = other_bytes(real_unknowns) + BASE_BYTES
