@@ -65,6 +65,11 @@ def main(argv=None):
                     "N > 100)")
     ap.add_argument("--factor-precision", default=None, choices=("auto", "double", "single"),
                     help="passed to each h != 0 point of N > 20 (default: the solver's, auto)")
+    ap.add_argument("--restart", type=int, default=None,
+                    help="GMRES restart length, passed like --factor-precision")
+    ap.add_argument("--deflate", type=int, default=None,
+                    help="harmonic Ritz vectors kept across GMRES restarts, passed like "
+                    "--factor-precision")
     ap.add_argument("--out", default=None, help="write the records to this JSON file")
     args = ap.parse_args(argv)
     try:
@@ -74,8 +79,11 @@ def main(argv=None):
     if not Gammas:
         ap.error("--Gamma needs at least one value")
     extra_h = () if args.window_tol is None else ("--window-tol", repr(args.window_tol))
-    if args.factor_precision is not None:
-        extra_h += ("--factor-precision", args.factor_precision)
+    gmres_only = ()  # options of the krylov and window methods (not N <= 20: direct)
+    for option, value in (("--factor-precision", args.factor_precision),
+                          ("--restart", args.restart), ("--deflate", args.deflate)):
+        if value is not None:
+            gmres_only += (option, str(value))
     records = []
     print(f"# load average {os.getloadavg()[0]:.2f}; coupling 3, gamma 1, Gamma {args.Gamma}"
           + ("" if args.window_tol is None else f", window_tol {args.window_tol:g} (h != 0)"))
@@ -84,10 +92,7 @@ def main(argv=None):
     for G in Gammas:
         for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
             for N in (int(x) for x in sizes.split(",") if x):
-                extra = extra_h if h != 0 else ()
-                if N <= 20 and "--factor-precision" in extra:  # the direct method: no sectors
-                    i = extra.index("--factor-precision")
-                    extra = extra[:i] + extra[i + 2:]
+                extra = (extra_h + (gmres_only if N > 20 else ())) if h != 0 else ()
                 run_sizes(records, N, h, G, extra)
     if args.out:
         write_records(args.out, records, window_tol=args.window_tol)
@@ -108,7 +113,7 @@ def run_sizes(records, N, h, Gamma, extra) -> None:
 KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
         "relative_residual", "IM_per_N", "support_fraction", "band_fraction",
         "memory_estimate_GB", "window_error_estimate", "factor_precision", "factor_GB",
-        "error")
+        "restart", "deflate", "error")
 
 
 def write_records(path, records, keep=KEEP, window_tol=None) -> None:

@@ -94,3 +94,27 @@ def test_factor_precision_option():
                 "--factor-precision", "single")
     assert rates.returncode != 0 and len(rates.stderr.strip().splitlines()) == 1
     assert "--factor-precision applies to the krylov and window methods" in rates.stderr
+
+
+def test_restart_and_deflate_options():
+    """``--restart`` and ``--deflate`` reach the solver (they are in the JSON) and leave the
+    answer as it is; bad values and methods without GMRES are refused in one line that
+    names the option."""
+    base = ["--N", "120", "--coupling", "3", "--h", "0.5", "--Gamma", "1.68", "--gamma", "1",
+            "--json"]
+    ref, short = run(*base), run(*base, "--restart", "8", "--deflate", "4")
+    assert ref.returncode == 0 and short.returncode == 0, short.stderr
+    ref, short = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (ref, short))
+    assert (ref["restart"], ref["deflate"]) == (60, 20)
+    assert (short["restart"], short["deflate"]) == (8, 4)
+    assert abs(short["IM_per_N"] - ref["IM_per_N"]) < 1e-11
+    for extra, message in ((("--restart", "8", "--deflate", "5"),
+                            "--deflate must be an integer from 0 to restart // 2 = 4, got 5"),
+                           (("--restart", "0"), "--restart must be a positive integer, got 0")):
+        bad = run(*base, *extra)
+        assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+        assert message in bad.stderr
+    rates = run("--N", "50", "--coupling", "3", "--h", "0", "--Gamma", "2.7", "--gamma", "1",
+                "--deflate", "4")
+    assert rates.returncode != 0 and "--deflate applies to the krylov and window methods" \
+        in rates.stderr

@@ -43,6 +43,13 @@ def add_parser(sub) -> None:
                    help="krylov and window methods: storage precision of the sector factors "
                    "(default auto: single, about 0.6 times the factor memory and twice the "
                    "time, only when double does not fit)")
+    p.add_argument("--restart", type=int, default=None,
+                   help="krylov and window methods: GMRES restart length, the Krylov vectors "
+                   "held (default 60)")
+    p.add_argument("--deflate", type=int, default=None,
+                   help="krylov and window methods: harmonic Ritz vectors kept across each "
+                   "GMRES restart, 0 to restart plainly (default: a third of the restart, at most "
+                   "20; at most restart // 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=run)
 
@@ -69,12 +76,24 @@ def run(args) -> dict:
                            f"is solved by {method!r} without truncation; add --method window "
                            "to truncate")
         opts["window_tol"] = args.window_tol
-    if args.factor_precision is not None:
+    for option, name in (("--factor-precision", "factor_precision"), ("--restart", "restart"),
+                         ("--deflate", "deflate")):
+        value = getattr(args, name)
+        if value is None:
+            continue
         method = choose_method(model) if args.method == "auto" else args.method
         if method not in ("krylov", "window"):
-            raise CLIError(f"--factor-precision applies to the krylov and window methods, and "
+            raise CLIError(f"{option} applies to the krylov and window methods, and "
                            f"--N {args.N} is solved by {method!r}")
-        opts["factor_precision"] = args.factor_precision
+        opts[name] = value
+    if "restart" in opts and opts["restart"] < 1:
+        raise CLIError(f"--restart must be a positive integer, got {opts['restart']}")
+    if "deflate" in opts:
+        from ..steady.gmres import check_deflate
+        try:
+            check_deflate(opts["deflate"], opts.get("restart", 60))
+        except ValueError as exc:
+            raise CLIError(f"--{exc}") from None
     t0 = time.perf_counter()
     try:
         res = steady_state(model, method=args.method, tol=args.tol, **opts)

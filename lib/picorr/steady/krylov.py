@@ -32,7 +32,7 @@ from ..models import QubitModel
 from ..states import BlockState
 from ._result import NoUniqueSteadyStateError, NotConvergedError, SteadyState, finish
 from .direct import factorize
-from .gmres import gmres
+from .gmres import check_deflate, gmres
 from .hermitian import HermitianFold
 from .memory import (BLOCK_ENTRY_BYTES, FACTOR_ENTRY_BYTES, check_precision,
                      choose_precision, release_freed_memory, single_dtype)
@@ -517,15 +517,17 @@ def grouped(idx: np.ndarray, sector: np.ndarray, partner: np.ndarray | None) -> 
 
 
 def run_gmres(A, b, P: SectorPreconditioner | None = None, *, x0=None, rtol=1e-13,
-              restart=60, maxiter=2000, what="GMRES"):
+              restart=60, maxiter=2000, what="GMRES", deflate=0):
     """Restarted GMRES; returns ``(x, iterations)`` or raises :class:`NotConvergedError`
     when ``maxiter`` inner iterations do not bring the residual below ``rtol`` times the
     right-hand side's. Without ``P`` (the red-black Schur operator, already preconditioned)
-    by :func:`.gmres.gmres`, which orthogonalises in blocks; with ``P`` by SciPy's
-    :func:`scipy.sparse.linalg.gmres` preconditioned by ``P``."""
+    by :func:`.gmres.gmres`, which orthogonalises in blocks and keeps ``deflate`` harmonic
+    Ritz vectors across restarts; with ``P`` by SciPy's :func:`scipy.sparse.linalg.gmres`
+    preconditioned by ``P``, with plain restarts (``deflate`` is not used)."""
     if P is None:
         matvec = A.matvec if hasattr(A, "matvec") else (lambda v: A @ v)
-        x, its, ok = gmres(matvec, b, x0, rtol=rtol, restart=restart, maxiter=maxiter)
+        x, its, ok = gmres(matvec, b, x0, rtol=rtol, restart=restart, maxiter=maxiter,
+                           deflate=deflate)
     else:
         count = [0]
 
@@ -539,7 +541,7 @@ def run_gmres(A, b, P: SectorPreconditioner | None = None, *, x0=None, rtol=1e-1
     if not ok:
         raise NotConvergedError(
             f"{what} did not converge within maxiter={maxiter} iterations "
-            f"(restart {restart}, {A.shape[0]} unknowns); raise maxiter"
+            f"(restart {restart}, deflate {deflate}, {A.shape[0]} unknowns); raise maxiter"
         )
     return x, its
 
@@ -784,7 +786,7 @@ def two_coloured(A: sp.spmatrix, sector: np.ndarray) -> bool:
 
 def solve_sectors(A, b: np.ndarray, sector: np.ndarray, *, partner=None,
                   x0=None, rtol=1e-13, restart=60, maxiter=2000, cache=None, threads=None,
-                  what="GMRES", precision="double"):
+                  what="GMRES", precision="double", deflate=0):
     """Solve ``A u = b`` for ``A`` block-structured over the sector labels.
 
     ``A`` may be handed over in a one-element list, which is emptied: the matrix is then
@@ -824,7 +826,7 @@ def solve_sectors(A, b: np.ndarray, sector: np.ndarray, *, partner=None,
     if split is not None:
         return solve_red_black(split, b, x0=x0, rtol=rtol, restart=restart,
                                maxiter=maxiter, cache=cache, threads=threads, what=what,
-                               precision=precision)
+                               precision=precision, deflate=deflate)
     A = parts.pop()[1]
     # one colour only (e.g. the window 0) is block diagonal: its factors solve it exactly
     two = two_coloured(A, sector)
@@ -885,7 +887,7 @@ def transpose_scale(Aeo: sp.csr_matrix, Aoe: sp.csr_matrix) -> np.ndarray | None
 
 
 def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, maxiter=2000,
-                    cache=None, threads=None, what="GMRES", precision="double"):
+                    cache=None, threads=None, what="GMRES", precision="double", deflate=0):
     """The red-black Schur GMRES of :func:`solve_sectors` on a system already split by
     colour (:func:`colour_split`; its blocks, labels and partners are taken, and freed once
     factored or solved with). ``b`` and ``x0`` (optional) are vectors over the whole system
@@ -925,7 +927,7 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
         rhs = Pe.solve(be - eo(Po.solve(bo)))
         del be
         ue, its = run_gmres(T, rhs, None, x0=x0e, rtol=rtol, restart=restart,
-                            maxiter=maxiter, what=what)
+                            maxiter=maxiter, what=what, deflate=deflate)
         del rhs, x0e
         u = split.join(Po.solve(bo - Aoe @ ue), ue)
     finally:
@@ -940,7 +942,7 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
                     "factor_GB": sum(P.factor_bytes for P in Ps) / 1e9,
                     "factor_precision": precision,
                     "refined_blocks_GB": sum(P.block_bytes for P in Ps) / 1e9,
-                    "threads": Po.threads,
+                    "threads": Po.threads, "deflate": deflate,
                     "eo_from_transpose": scale is not None}
 
 
@@ -962,7 +964,7 @@ def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True,
 
 
 def solve_fold(fold: HermitianFold, *, x0=None, x0_complex=None, gmres_tol=1e-13, restart=60,
-               maxiter=2000, cache=None, threads=None, precision="double"):
+               maxiter=2000, cache=None, threads=None, precision="double", deflate=0):
     """Solve the folded system (its matrix is handed over and freed); returns
     ``(rho, iterations, info)``. The initial guess is ``x0`` (real unknowns,
     :meth:`.HermitianFold.from_complex`, :func:`.hermitian.real_unknowns`; may be handed
@@ -985,7 +987,7 @@ def solve_fold(fold: HermitianFold, *, x0=None, x0_complex=None, gmres_tol=1e-13
     lay = fold.layout
     what = f"GMRES (N = {lay.N}, window {lay.window})"
     kw = dict(rtol=gmres_tol, restart=restart, maxiter=maxiter, cache=cache, threads=threads,
-              what=what, precision=precision)
+              what=what, precision=precision, deflate=deflate)
     partner = fold.complex_partner()
     split = None
     if fold.parts is not None:
@@ -1013,13 +1015,13 @@ def solve_fold(fold: HermitianFold, *, x0=None, x0_complex=None, gmres_tol=1e-13
 
 def fold_and_solve(model: QubitModel, layout: BlockLayout, *, x0_complex=None,
                    gmres_tol=1e-13, restart=60, maxiter=2000, cache=None, threads=None,
-                   precision="double"):
+                   precision="double", deflate=0):
     """Assemble, fold and solve on ``layout``; returns ``(rho, L, iterations, info)``
     (:func:`assemble_fold`, :func:`solve_fold`)."""
     fold, L = assemble_fold(model, layout, threads=threads)
     rho, its, info = solve_fold(fold, x0_complex=x0_complex, gmres_tol=gmres_tol,
                                 restart=restart, maxiter=maxiter, cache=cache, threads=threads,
-                                precision=precision)
+                                precision=precision, deflate=deflate)
     return rho, L, its, info
 
 
@@ -1035,6 +1037,7 @@ def solve_krylov(
     threads: int | None = None,
     max_memory: float | None = None,
     factor_precision: str = "auto",
+    deflate: int | None = None,
 ) -> SteadyState:
     """Steady state by block-Jacobi-preconditioned GMRES on the layout with ``window``.
 
@@ -1046,15 +1049,17 @@ def solve_krylov(
     :class:`.InsufficientMemoryError` before it starts. ``factor_precision`` ('auto',
     'double' or 'single'): the storage precision of the sector factors
     (:func:`.memory.choose_precision`; 'auto' takes single precision only when double does
-    not fit).
+    not fit). ``deflate``: harmonic Ritz vectors kept across GMRES restarts
+    (:func:`.gmres.gmres`; 0 restarts plainly; default a third of ``restart``, at most 20).
     """
     t0 = time.perf_counter()
+    deflate = check_deflate(deflate, restart)
     estimate, precision = choose_precision(model.N, model.N if window is None else window,
                                            restart, max_memory, precision=factor_precision)
     layout = BlockLayout(model.N, window)
     rho, L, its, info = fold_and_solve(model, layout, x0_complex=x0, gmres_tol=gmres_tol,
                                        restart=restart, maxiter=maxiter, threads=threads,
-                                       precision=precision)
+                                       precision=precision, deflate=deflate)
     info.update(memory_estimate_GB=estimate["total"] / 1e9,
                 memory_estimate_factors_GB=estimate["factors"] / 1e9,
                 memory_estimate_krylov_GB=estimate["krylov"] / 1e9)

@@ -21,6 +21,7 @@ from ..models import QubitModel
 from ..states import BlockState
 from ._result import NotConvergedError, SteadyState, finish
 from .hermitian import real_unknowns
+from .gmres import check_deflate
 from .krylov import assemble_fold, solve_fold
 from .memory import (InsufficientMemoryError, available_bytes, choose_precision,
                      estimate_peak_bytes, limit_heap_retention, release_freed_memory)
@@ -171,6 +172,7 @@ def solve_window(
     band_eps: float = WINDOW_BAND_EPS,
     outer: tuple = (),
     factor_precision: str = "auto",
+    deflate: int | None = None,
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
 
@@ -208,12 +210,18 @@ def solve_window(
     larger sizes are bounded with the precision that needs least
     (:func:`check_outer_sizes`). The factors' precision is ``info['factor_precision']``.
 
+    ``deflate`` harmonic Ritz vectors are kept across each GMRES restart (deflated
+    restarting, :func:`.gmres.gmres`; 0 restarts plainly; default a third of ``restart``,
+    at most 20): the slow modes of a limit cycle
+    otherwise stall restarted GMRES once a window needs more than ``restart`` iterations.
+
     ``outer`` (set by the recursion) lists the larger N this solve is the coarse solve of:
     each masked level bounds their memory from below as soon as its own coarse state is
     known (:func:`check_outer_sizes`), so a size that cannot fit is refused after the
     cheap smallest solve, not after the expensive intermediate ones.
     """
     t0 = time.perf_counter()
+    deflate = check_deflate(deflate, restart)
     N = model.N
     rows, coarse = None, None
     heap = limit_heap_retention() if N >= MASK_MIN_N else None
@@ -229,7 +237,7 @@ def solve_window(
                                   threads=threads,
                                   max_memory=max_memory, mask_eps=mask_eps, bands=bands,
                                   band_eps=band_eps, outer=(N,) + tuple(outer),
-                                  factor_precision=factor_precision)
+                                  factor_precision=factor_precision, deflate=deflate)
         except OuterSizeMemoryError:
             raise
         except InsufficientMemoryError as exc:
@@ -287,7 +295,7 @@ def solve_window(
         del x0
         rho, its, info = solve_fold(fold, x0=start_vector, gmres_tol=tol_here, restart=restart,
                                     maxiter=maxiter, cache=cache, threads=threads,
-                                    precision=precision)
+                                    precision=precision, deflate=deflate)
         del fold
         if heap:
             release_freed_memory()  # before the next window's assembly
