@@ -17,6 +17,14 @@ The book's two files (chapter 4):
     .venv/bin/python benchmarks/bench_steady.py --Gamma 2.7 --sizes-h 20,40,60,80,120,200,400,600,800,1000,2000 \
         --sizes-h0 "" --out data/benchmarks/steady_G2.7.json
 
+N = 2000 at h = 0.5 (chapter 4), with GMRES restarted every 30 iterations keeping 10
+harmonic Ritz vectors, which holds half the Krylov basis of the default restart of 60:
+
+    .venv/bin/python benchmarks/bench_steady.py --sizes-h 2000 --sizes-h0 "" --restart 30 \
+        --deflate 10 --out data/benchmarks/steady_N2000.json
+    .venv/bin/python benchmarks/bench_steady.py --Gamma 2.7 --sizes-h 2000 --sizes-h0 "" \
+        --restart 30 --deflate 10 --out data/benchmarks/steady_N2000_G2.7.json
+
 At the issue's convergence tolerance of I_M/N, 1e-8 (the solver's default window_tol is
 1e-9), both Gammas in one file, which the chapter compares with the two above:
 

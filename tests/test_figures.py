@@ -466,3 +466,28 @@ def test_limit_vs_theory_recovers_the_closed_form_from_1_over_N_curves():
     assert np.all(np.abs(out["comparison"]["difference"]) < 1e-3)
     with pytest.raises(ModelError, match="no finite-N curve"):
         limit_vs_theory([small], coupling=3.0, h=0.0, min_N=1000)
+
+
+def test_large_run_text_describes_the_largest_solve(tmp_path):
+    import json
+
+    from picorr.figures import large_run_text, load_benchmark
+
+    recs = [{"N": 1000, "h": 0.5, "Gamma": 1.68, "wall": 160.0, "peak_gb": 5.2, "window": 52,
+             "iterations": 93, "IM_per_N": 0.26630137035, "relative_residual": 1e-11,
+             "method": "window"},
+            {"N": 2000, "h": 0.5, "Gamma": 1.68, "wall": 2712.4, "peak_gb": 18.84,
+             "window": 72, "iterations": 512, "IM_per_N": 0.2703, "relative_residual": 3e-11,
+             "method": "window", "factor_precision": "double", "restart": 30, "deflate": 10},
+            {"N": 4000, "h": 0.0, "wall": 6.0, "peak_gb": 0.8, "window": 0, "iterations": 0,
+             "IM_per_N": 0.3, "relative_residual": 1e-14, "method": "rates"}]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"meta": {"commit": "x"}, "records": recs}))
+    text = large_run_text(load_benchmark(path))
+    assert text == ("At $N = 2000$ ($\\Gamma = 1.68\\gamma$, $h = 0.5\\gamma$) the whole process "
+                    "took 45 minutes (2712 s) and peaked at 18.8 GB (double-precision factors; "
+                    "GMRES restarted every 30 iterations, keeping 10 across each): 512 GMRES "
+                    "iterations over the windows of the scan, which stopped at $Q = 72$, with "
+                    "$I_M/N = 0.2703000000$ and a relative residual of 3e-11.")
+    path.write_text(json.dumps({"meta": {"commit": "x"}, "records": recs[2:]}))
+    assert large_run_text(load_benchmark(path)) == ""

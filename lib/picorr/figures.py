@@ -430,6 +430,38 @@ def benchmark_table(bench: dict) -> str:
             f"{m['cores']} cores, {at}with `{m['command']}`.")
 
 
+def large_run_text(bench: dict) -> str:
+    """One sentence on the largest h != 0 solve of a loaded benchmark (:func:`load_benchmark`):
+    its wall time and peak memory, the factors' precision, the GMRES restart and the vectors
+    kept across restarts (when recorded), the iterations over the scan, the last window,
+    I_M/N and the relative residual. Empty when the benchmark has no h != 0 solve."""
+    hs = [h for h in bench["by_h"] if h != 0]
+    if not hs:
+        return ""
+    h = max(hs, key=lambda v: bench["by_h"][v]["N"].max())
+    c = bench["by_h"][h]
+    i = int(np.argmax(c["N"]))
+
+    def get(name):
+        return c[name][i] if name in c else None
+
+    G = get("Gamma")
+    at = f"$\\Gamma = {float(G):g}\\gamma$, " if G is not None else ""
+    how = []
+    if get("factor_precision") is not None:
+        how.append(f"{get('factor_precision')}-precision factors")
+    if get("restart") is not None:
+        kept = "" if get("deflate") is None else f", keeping {int(get('deflate'))} across each"
+        how.append(f"GMRES restarted every {int(get('restart'))} iterations{kept}")
+    how = f" ({'; '.join(how)})" if how else ""
+    return (f"At $N = {int(c['N'][i])}$ ({at}$h = {h:g}\\gamma$) the whole process took "
+            f"{c['wall'][i] / 60:.0f} minutes ({c['wall'][i]:.0f} s) and peaked at "
+            f"{c['peak_gb'][i]:.1f} GB{how}: {int(c['iterations'][i])} GMRES iterations over "
+            f"the windows of the scan, which stopped at $Q = {int(c['window'][i])}$, with "
+            f"$I_M/N = {c['IM_per_N'][i]:.10f}$ and a relative residual of "
+            f"{c['relative_residual'][i]:.0e}.")
+
+
 def refusals_text(*benches: dict) -> str:
     """Plain text on the sizes the benchmarks ``benches`` (:func:`load_benchmark`) asked for
     and the solver refused for memory: when (how long the refusal took, where recorded) and

@@ -38,8 +38,7 @@ REORTHOGONALISE = 1 / np.sqrt(2)
 
 #: Harmonic Ritz vectors kept across a restart by default (``deflate=None``): a third of
 #: the restart length, at most this many (20 for the solvers' default restart of 60). A
-#: solve that converges within its first cycle, as every window up to N = 1000 does, is
-#: not changed by it.
+#: solve that converges within its first cycle is not changed by it.
 DEFLATE = 20
 
 #: Basis columns recombined at once at a deflated restart (bounds the temporary).
