@@ -800,6 +800,63 @@ def test_merged_sector_factors_solve_like_separate_ones():
     np.testing.assert_allclose(sols[1], sols[0], rtol=0, atol=1e-12 * np.abs(x).max())
 
 
+def _sector_block(N, window, q, Gamma=2.7):
+    from picorr.steady import krylov
+
+    A, sec, partner = _bordered_fold(lmg(N, 3.0, 0.5, Gamma, 1.0), window)
+    return next(b for key, _, _, b in krylov.sector_blocks(A, sec, partner) if key == q)
+
+
+@pytest.mark.parametrize("q", [0, 1])
+def test_nested_dissection_factors_solve_with_less_fill(q):
+    """METIS's nested dissection (the sectors' ordering) against SuperLU's minimum degree
+    on the q = 0 sector (real, with the dense trace row) and q = 1 (complex) at N = 320
+    (25 921 and 25 760 unknowns, above ND_MIN): both solve the block to round-off, checked
+    by the residual, the two solutions agree, and nested dissection keeps fewer entries."""
+    from picorr.steady import direct, krylov
+
+    assert krylov.SECTOR_ORDERING == "nested-dissection"
+    B = _sector_block(320, 2, q).tocsc()
+    assert B.shape[0] >= direct.ND_MIN
+    assert (q == 0) == (direct._dense_rows(B).size == 1) and np.isrealobj(B.data) == (q == 0)
+    x = np.random.default_rng(q).normal(size=B.shape[0]).astype(B.dtype)
+    b = B @ x
+    nd, mmd = direct.factorize(B, "nested-dissection"), direct.factorize(B, "mmd")
+    assert isinstance(nd, direct.PermutedLU) and nd.nnz < 0.97 * mmd.nnz
+    for lu in (nd, mmd):
+        assert np.linalg.norm(B @ lu.solve(b) - b) <= 1e-13 * np.linalg.norm(b)
+    np.testing.assert_allclose(nd.solve(b), mmd.solve(b), rtol=0, atol=1e-9 * abs(x).max())
+    # the memory model's fill law covers the factors it predicts
+    from picorr.steady.memory import fill_per_unknown
+
+    assert nd.nnz <= fill_per_unknown(B.shape[0]) * B.shape[0]
+
+
+def test_nested_dissection_fill_guard_keeps_the_smaller_factors(monkeypatch):
+    """Factors whose fill exceeds FILL_GUARD times the model's are made again with minimum
+    degree and the smaller kept: with the guard at zero, the result has the fewer entries of
+    the two orderings."""
+    from picorr.steady import direct
+
+    B = _sector_block(320, 2, 0).tocsc()
+    nnz = {o: direct.factorize(B, o).nnz for o in direct.ORDERINGS}
+    monkeypatch.setattr(direct, "FILL_GUARD", 0.0)
+    assert direct.factorize(B, "nested-dissection").nnz == min(nnz.values())
+
+
+def test_small_matrices_and_bad_orderings():
+    """Below ND_MIN unknowns nested dissection is not used (the factors are SuperLU's own);
+    an unknown ordering is named."""
+    from picorr.steady import direct
+
+    B = _sector_block(60, 2, 1).tocsc()
+    assert B.shape[0] < direct.ND_MIN
+    assert not isinstance(direct.factorize(B, "nested-dissection"), direct.PermutedLU)
+    with pytest.raises(ValueError, match="ordering must be one of mmd, nested-dissection, "
+                                         "got 'metis'"):
+        direct.factorize(B, "metis")
+
+
 def test_factors_made_in_threads_are_freed_in_the_thread_that_made_them(monkeypatch):
     """SciPy frees SuperLU memory only from the thread that allocated it (a factor collected
     elsewhere leaks, scipy/scipy#15921): every factor made by the two factor threads is

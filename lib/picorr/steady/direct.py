@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pymetis
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
@@ -22,6 +23,7 @@ from ..liouvillian import liouvillian
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NoUniqueSteadyStateError, SteadyState, finish
+from .memory import fill_per_unknown
 from .support import MASK_EPS, predict_rows, support_fraction, widened
 
 #: A bordered system whose estimated condition number exceeds this is called singular.
@@ -37,6 +39,30 @@ SUPERLU_OPTIONS = dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1,
 #: A row with more entries than this is "dense" for the ordering (:func:`factorize`): the
 #: trace row of a bordered system. The lattice rows have about ten.
 DENSE_ROW = 1000
+
+#: Fill-reducing orderings of :func:`factorize`.
+ORDERINGS = ("mmd", "nested-dissection")
+
+#: Matrices with fewer unknowns are ordered by minimum degree even when nested dissection is
+#: asked for: below about 20 000 unknowns the two fill alike (within 5 %, measured on the
+#: sectors at N = 400) and the minimum degree is cheaper.
+ND_MIN = 20_000
+
+#: METIS options of the nested dissection: three separators tried at each bisection, the
+#: best kept (74.7 entries per unknown against 78.3 with one, on a complex sector of
+#: 128 643 unknowns at N = 1000, Gamma = 2.7; the ordering 1.2 s against 0.6 s).
+ND_OPTIONS = dict(nseps=3)
+
+#: SuperLU's diagonal pivot threshold for nested-dissection orders: the top separators are
+#: eliminated last, where the Schur complement's diagonal has shrunk, and a threshold of
+#: 0.1 pivots off it and undoes the order (q = 0 sector at N = 1000, unmasked: 209 entries
+#: per unknown with 0.1, 82 with 0.01 or with no pivoting; minimum degree 135). 0.01 is
+#: also MUMPS's default.
+ND_PIVOT_THRESHOLD = 0.01
+
+#: Nested-dissection factors with more than this many times the entries that the memory
+#: model predicts (:func:`.memory.fill_per_unknown`) are compared with minimum degree's.
+FILL_GUARD = 2.0
 
 
 class PermutedLU:
@@ -59,25 +85,75 @@ class PermutedLU:
         return x
 
 
-def factorize(A: sp.spmatrix):
-    """SuperLU factors of ``A`` (CSC) with :data:`SUPERLU_OPTIONS`.
+def nested_dissection(A: sp.spmatrix) -> np.ndarray:
+    """A fill-reducing elimination order of ``A`` by METIS's multilevel nested dissection
+    (:data:`ND_OPTIONS`) on the pattern of ``A + A^T``.
 
-    A matrix with a few dense rows (more than :data:`DENSE_ROW` entries: the trace row of a
-    bordered system) is ordered without them: SuperLU's minimum degree on ``A^T + A``
-    spends most of its time on a dense node. The ordering is then taken from the matrix
-    with each dense row replaced by its diagonal unit row (an incomplete factorization with
-    everything dropped gives SuperLU's ordering cheaply), the dense rows' unknowns are put
-    last, and the matrix permuted so is factored in its natural order
-    (:class:`PermutedLU`). Measured on the q = 0 sector of the window method (LMG,
-    Gamma = 2.7, unmasked): at N = 1000 (251 001 unknowns) 29.7-30.0 s with SuperLU's own
-    ordering against 4.9-5.7 s (0.5 s of it the ordering), at N = 600 3.6-4.6 s against
-    1.0 s; the same number of factor entries (135.3 and 111.4 a row) and the same
-    solutions to 7e-15.
+    A dense row (the trace row of a bordered system) stays in the graph: put last instead,
+    its unit entries in every diagonal column are taken as pivots by SuperLU's threshold
+    pivoting, which undoes the ordering (q = 0 sector at N = 400, unmasked: 181 entries per
+    unknown against 62 with it in the graph, at any pivot threshold)."""
+    A = sp.csr_matrix(A)
+    pattern = sp.csr_matrix((np.ones(A.nnz, np.int8), A.indices, A.indptr), shape=A.shape)
+    graph = (pattern + pattern.T).tocsr()
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    graph.sort_indices()
+    perm, _ = pymetis.nested_dissection(  # (order, its inverse)
+        adjacency=pymetis.CSRAdjacency(graph.indptr.astype(np.int32),
+                                       graph.indices.astype(np.int32)),
+        options=pymetis.Options(**ND_OPTIONS))
+    return np.asarray(perm, dtype=np.int64)
+
+
+def _dense_rows(A: sp.csc_matrix) -> np.ndarray:
+    """The rows of ``A`` with more than :data:`DENSE_ROW` entries."""
+    return np.flatnonzero(np.bincount(A.indices, minlength=A.shape[0]) > DENSE_ROW)
+
+
+def factorize(A: sp.spmatrix, ordering: str = "mmd"):
+    """SuperLU factors of ``A`` (CSC) with :data:`SUPERLU_OPTIONS`, in the fill-reducing
+    order ``ordering`` (one of :data:`ORDERINGS`).
+
+    'nested-dissection' (for matrices of at least :data:`ND_MIN` unknowns; below, 'mmd')
+    orders by METIS (:func:`nested_dissection`) and factors the matrix permuted so in its
+    natural order (:class:`PermutedLU`), with the pivot threshold
+    :data:`ND_PIVOT_THRESHOLD`. On the masked coherence sectors of the window method (LMG,
+    N = 1000, Gamma = 2.7, 130 000 unknowns each) it keeps 12 % fewer factor entries than
+    the minimum degree in the complex sectors and 30 % fewer in the real q = 0 one (74.7
+    and 74.8 entries per unknown against 84.9 and 107.0), in 1.9 s with the ordering against
+    1.2-1.3 s; on the unmasked sectors of N = 400, 600 and 1000 the complex ones keep 0.91,
+    0.89 and 0.80 times the entries and the real one 0.69, 0.62 and 0.61 times
+    (``benchmarks/bench_ordering.py``). Pivoting can in principle undo any ordering: factors
+    with more than :data:`FILL_GUARD` times the memory model's entries
+    (:func:`.memory.fill_per_unknown`) are made again with 'mmd' and the smaller kept.
+
+    'mmd' is SuperLU's minimum degree on ``A^T + A``. A matrix with a few dense rows (more
+    than :data:`DENSE_ROW` entries: the trace row of a bordered system) is ordered without
+    them: SuperLU's minimum degree on ``A^T + A`` spends most of its time on a dense node.
+    The ordering is then taken from the matrix with each dense row replaced by its diagonal
+    unit row (an incomplete factorization with everything dropped gives SuperLU's ordering
+    cheaply), the dense rows' unknowns are put last, and the matrix permuted so is factored
+    in its natural order (:class:`PermutedLU`). Measured on the q = 0 sector of the window
+    method (LMG, Gamma = 2.7, unmasked): at N = 1000 (251 001 unknowns) 29.7-30.0 s with
+    SuperLU's own ordering against 4.9-5.7 s (0.5 s of it the ordering), at N = 600
+    3.6-4.6 s against 1.0 s; the same number of factor entries (135.3 and 111.4 a row) and
+    the same solutions to 7e-15.
     """
+    if ordering not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)}, got {ordering!r}")
     A = sp.csc_matrix(A)
     n = A.shape[0]
-    count = np.bincount(A.indices, minlength=n)
-    dense = np.flatnonzero(count > DENSE_ROW)
+    dense = _dense_rows(A)
+    natural = {**SUPERLU_OPTIONS, "permc_spec": "NATURAL"}
+    if ordering == "nested-dissection" and n >= ND_MIN:
+        order = nested_dissection(A)
+        lu = PermutedLU(sla.splu(A[order][:, order],
+                                 **{**natural, "diag_pivot_thresh": ND_PIVOT_THRESHOLD}), order)
+        if lu.nnz <= FILL_GUARD * n * fill_per_unknown(n):
+            return lu
+        other = factorize(A, "mmd")
+        return lu if lu.nnz <= other.nnz else other
     if dense.size == 0 or dense.size > n // 100:
         return sla.splu(A, **SUPERLU_OPTIONS)
     P = sp.csr_matrix(A, copy=True)
@@ -93,7 +169,6 @@ def factorize(A: sp.spmatrix):
     del P
     order = np.argsort(perm_c)  # column j of A is eliminated at position perm_c[j]
     order = np.r_[order[~np.isin(order, dense)], dense]
-    natural = {**SUPERLU_OPTIONS, "permc_spec": "NATURAL"}
     return PermutedLU(sla.splu(A[order][:, order], **natural), order)
 
 

@@ -6,8 +6,7 @@ The model (bytes), for the Hermitian real form on the window ``|q| <= Q``:
 * sector factors: every sector q is a 2-D lattice on ``(J, M)`` with ``s_q`` complex
   unknowns; its LU has about ``fill(s_q) * s_q`` entries, 12 bytes each for the real
   sector 0 and 20 bytes for the complex sectors q > 0. ``fill`` is the measured growth of
-  the nested-dissection-like fill of these lattices (66.5 entries per unknown at
-  s = 40200, N = 400; 99.2 at s = 250500, N = 1000; a power law through both);
+  the fill of these lattices in the sectors' ordering (:func:`fill_per_unknown`);
 * with single-precision factors (``precision='single'``, :class:`.krylov.RefinedFactor`)
   8 and 12 bytes an entry, plus the sector blocks that the refinement multiplies by,
   :data:`BLOCK_ENTRIES` entries per unknown in double precision;
@@ -178,9 +177,31 @@ def layout_sector_sizes(layout) -> np.ndarray:
     return np.cumsum(diff)[:Q + 1]
 
 
+#: Fill law of the nested-dissection factors (:data:`.krylov.SECTOR_ORDERING`, from
+#: :data:`.direct.ND_MIN` unknowns on): entries per unknown at :data:`FILL_AT` unknowns and
+#: the power of the growth. Fitted to the unmasked sectors of ``benchmarks/bench_ordering.py``
+#: (N = 400, 600, 1000, Gamma = 2.7, q = 0, 1, 4: 60.5-62.3, 69.2-70.2 and 80.4-82.2
+#: entries at 40 000, 90 000 and 250 000 unknowns, real and complex alike), with the
+#: coefficient raised 3 % for the masked sectors, whose lattices are less regular (74.7 at
+#: 129 000 unknowns, N = 1000, where the unmasked law gives 73.0).
+FILL_ND = (63.0, 0.155)
+FILL_AT = 40200.0
+
+#: Fill law of SuperLU's minimum degree (below :data:`.direct.ND_MIN` unknowns): 66.5 entries
+#: per unknown at 40 200 unknowns (N = 400) and 99.2 at 250 500 (N = 1000), a power law
+#: through both.
+FILL_MMD = (66.5, 0.218)
+
+
 def fill_per_unknown(s):
-    """LU entries per unknown of one sector with ``s`` unknowns (measured power law)."""
-    return 66.5 * (np.asarray(s, dtype=float) / 40200.0) ** 0.218
+    """LU entries per unknown of one sector with ``s`` unknowns (measured power laws: minimum
+    degree below :data:`.direct.ND_MIN` unknowns, nested dissection from there on)."""
+    from .direct import ND_MIN
+
+    s = np.asarray(s, dtype=float)
+    law = np.where(s < ND_MIN, FILL_MMD[0] * (s / FILL_AT) ** FILL_MMD[1],
+                   FILL_ND[0] * (s / FILL_AT) ** FILL_ND[1])
+    return law if law.ndim else float(law)
 
 
 def other_bytes(real_unknowns):
