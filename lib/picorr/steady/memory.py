@@ -16,6 +16,15 @@ The model (bytes), for the Hermitian real form on the window ``|q| <= Q``:
   triplets, the state): ``OTHER_FIXED_BYTES + OTHER_BYTES * n`` for ``n`` real unknowns,
   plus the interpreter (:data:`BASE_BYTES`).
 
+Refitted on 2026-12-03 for the nested-dissection factors (commit 1f819b0,
+``benchmarks/bench_memory.py --sizes 200,400,600,1000 --Gamma 1.68,2.7``, shipped in
+``data/benchmarks/memory_calibration.json``): the estimated factors were 1.02-1.05 times
+the measured ones, and the estimate 1.09-1.15 times the peaks from N = 400 on and 1.28-1.33
+at N = 200. The new ordering lowered the peaks at N = 1000 from 5.28 to 5.04 GB
+(Gamma = 1.68) and from 7.90 to 7.38 GB (Gamma = 2.7), with I_M/N unchanged to 1e-15.
+The calibration below, of the minimum-degree factors, set the fixed part and the bytes
+per unknown, which the ordering does not change.
+
 Recalibrated on 2026-12-02 (commit after 5724cda, ``benchmarks/bench_memory.py --sizes
 200,400,600,1000 --Gamma 1.68,2.7``, fresh processes, two threads, h = 0.5): once the
 changes listed below had lowered the memory outside the factors, the peak was the measured
@@ -25,9 +34,8 @@ unknown, gave 0.8-5.4 GB: the estimate was 1.63-1.82 times the peak, and it refu
 at Gamma = 1.68 with 33.3 GB where the factors and the basis are about 22 GB. The fixed
 part and the bytes per unknown are round values with the estimate at least 1.05 times each
 of the eight calibration peaks: 1.06-1.15 times them from N = 400 on (0.11-0.83 GB over),
-1.38-1.40 at N = 200 (0.26 GB over). The runs are shipped in
-``data/benchmarks/memory_calibration.json`` and ``tests/test_engine.py`` checks the model
-against them. A partial run at N = 2000, Gamma = 1.68 with single-precision factors
+1.38-1.40 at N = 200 (0.26 GB over); ``tests/test_engine.py`` checks the model against
+the shipped runs. A partial run at N = 2000, Gamma = 1.68 with single-precision factors
 (stopped in its first window, after 57 minutes and 228 GMRES iterations) had reached
 15.62 GB against an estimate of the factors and the basis of 16.97 GB.
 
