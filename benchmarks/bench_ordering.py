@@ -9,12 +9,16 @@ Prints the factor entries per unknown, the time (ordering included) and the rela
 residual of a solve with each.
 
     .venv/bin/python benchmarks/bench_ordering.py --N 400,1000 --window 4 --sectors 0,1,4
+
+The book's file (chapter 4):
+
+    .venv/bin/python benchmarks/bench_ordering.py --N 400,600,1000 --window 4 --sectors 0,1,4 \
+        --out data/benchmarks/ordering.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -75,9 +79,9 @@ def main(argv=None):
     for N in (int(n) for n in args.N.split(",") if n):
         records += compare(N, args.Gamma, args.window, sectors, args.repeat)
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"command": "benchmarks/bench_ordering.py", "records": records}, fh,
-                      indent=1)
+        from bench_steady import write_records
+
+        write_records(args.out, records, keep=None)
 
 
 if __name__ == "__main__":

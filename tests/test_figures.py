@@ -491,3 +491,53 @@ def test_large_run_text_describes_the_largest_solve(tmp_path):
                     "$I_M/N = 0.2703000000$ and a relative residual of 3e-11.")
     path.write_text(json.dumps({"meta": {"commit": "x"}, "records": recs[2:]}))
     assert large_run_text(load_benchmark(path)) == ""
+
+
+def test_ordering_table_reads_the_ordering_benchmark(tmp_path):
+    """One row per sector with both orderings' entries and times, the measurement line, and
+    the ratios (nested dissection / minimum degree) at the largest N."""
+    import json
+
+    from picorr.figures import ordering_table
+
+    def rec(N, q, n, a, b):
+        return {"N": N, "Gamma": 2.7, "window": 4, "q": q, "unknowns": n, "dtype": "x",
+                "mmd": {"fill": a, "seconds": 1.0, "residual": 1e-15},
+                "nested-dissection": {"fill": b, "seconds": 2.0, "residual": 1e-15}}
+
+    meta = {"date": "2026-12-03 09:00 UTC", "commit": "abc1234", "cores": 2,
+            "command": "benchmarks/bench_ordering.py --out o.json"}
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps({"meta": meta, "records": [
+        rec(400, 0, 40401, 90.0, 63.0), rec(1000, 0, 251001, 135.0, 81.0),
+        rec(1000, 1, 250500, 100.0, 82.0), rec(1000, 4, 249001, 100.0, 80.0)]}))
+    table, ratio = ordering_table(path)
+    lines = table.splitlines()
+    assert len(lines) == 2 + 4 + 2
+    assert lines[3] == "| 1000 | 0 | 251,001 | 135.0 | 1.00 | 81.0 | 2.00 | 0.60 |"
+    assert "commit abc1234" in lines[-1] and "bench_ordering.py --out o.json" in lines[-1]
+    assert ratio["N"] == 1000 and ratio["real"] == pytest.approx(0.6)
+    assert ratio["complex"] == pytest.approx((0.8, 0.82))
+
+
+def test_largest_difference_pairs_records_by_size_and_parameters(tmp_path):
+    """Only records at the same N, h and Gamma are compared, refusals are skipped, and no
+    pair gives nan."""
+    import json
+
+    from picorr.figures import largest_difference
+
+    def write(name, recs):
+        (tmp_path / name).write_text(json.dumps({"meta": {}, "records": recs}))
+        return tmp_path / name
+
+    a = write("a.json", [{"N": 200, "h": 0.5, "Gamma": 1.68, "IM_per_N": 0.25},
+                         {"N": 400, "h": 0.5, "Gamma": 2.7, "IM_per_N": 0.2},
+                         {"N": 800, "h": 0.5, "Gamma": 2.7, "error": "refused"}])
+    b = write("b.json", [{"N": 200, "h": 0.5, "Gamma": 1.68, "IM_per_N": 0.25 + 3e-12},
+                         {"N": 400, "h": 0.5, "Gamma": 1.68, "IM_per_N": 0.9}])
+    c = write("c.json", [{"N": 400, "h": 0.5, "Gamma": 2.7, "IM_per_N": 0.2 - 1e-10}])
+    diff, count = largest_difference(a, b, c)
+    assert count == 2 and diff == pytest.approx(1e-10, rel=1e-3)
+    diff, count = largest_difference(c, b)
+    assert count == 0 and np.isnan(diff)

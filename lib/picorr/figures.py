@@ -462,6 +462,51 @@ def large_run_text(bench: dict) -> str:
             f"{c['relative_residual'][i]:.0e}.")
 
 
+def ordering_table(path: Path | str) -> tuple[str, dict]:
+    """``(table, ratios)`` from ``benchmarks/bench_ordering.py --out``: a Markdown table of
+    the factor entries per unknown and the time of each sector with both orderings, with
+    the line saying when and how it was measured, and the ratio nested dissection / minimum
+    degree of the entries at the largest N, ``{"real": ..., "complex": (lowest, highest),
+    "N": ...}``."""
+    import json
+
+    raw = json.loads(Path(path).read_text())
+    rows = ["| $N$ | $q$ | unknowns | min. degree: entries per unknown | s | "
+            "nested dissection: entries per unknown | s | ratio |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in raw["records"]:
+        a, b = r["mmd"], r["nested-dissection"]
+        rows.append(f"| {r['N']} | {r['q']} | {r['unknowns']:,} | {a['fill']:.1f} | "
+                    f"{a['seconds']:.2f} | {b['fill']:.1f} | {b['seconds']:.2f} | "
+                    f"{b['fill'] / a['fill']:.2f} |")
+    m = raw["meta"]
+    top = max(r["N"] for r in raw["records"])
+    ratio = {r["q"]: r["nested-dissection"]["fill"] / r["mmd"]["fill"]
+             for r in raw["records"] if r["N"] == top}
+    cplx = [v for q, v in ratio.items() if q > 0]
+    rows.append("")
+    rows.append(f"Measured {m['date']} at commit {m['commit']}, {m['cores']} cores, "
+                f"$\\Gamma = {raw['records'][0]['Gamma']:g}\\gamma$, with `{m['command']}`.")
+    return "\n".join(rows), {"real": ratio.get(0), "complex": (min(cplx), max(cplx)),
+                             "N": top}
+
+
+def largest_difference(path: Path | str, *others: Path | str, key: str = "IM_per_N"):
+    """``(difference, count)``: the largest absolute difference of ``key`` between the
+    solved records of the benchmark file ``path`` and those of ``others`` at the same N, h
+    and Gamma, and how many such pairs there are (``(nan, 0)`` when none)."""
+    import json
+
+    def solved(p):
+        return {(r["N"], float(r["h"]), float(r["Gamma"])): r[key]
+                for r in json.loads(Path(p).read_text())["records"] if "error" not in r}
+
+    mine = solved(path)
+    theirs = {k: v for p in others for k, v in solved(p).items()}
+    diffs = [abs(mine[k] - theirs[k]) for k in mine if k in theirs]
+    return (max(diffs), len(diffs)) if diffs else (float("nan"), 0)
+
+
 def refusals_text(*benches: dict) -> str:
     """Plain text on the sizes the benchmarks ``benches`` (:func:`load_benchmark`) asked for
     and the solver refused for memory: when (how long the refusal took, where recorded) and
