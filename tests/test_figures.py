@@ -515,7 +515,7 @@ def test_ordering_table_reads_the_ordering_benchmark(tmp_path):
     lines = table.splitlines()
     assert len(lines) == 2 + 4 + 2
     assert lines[3] == "| 1000 | 0 | 251,001 | 135.0 | 1.00 | 81.0 | 2.00 | 0.60 |"
-    assert "commit abc1234" in lines[-1] and "bench_ordering.py --out o.json" in lines[-1]
+    assert "commit `abc1234`" in lines[-1] and "bench_ordering.py --out o.json" in lines[-1]
     assert ratio["N"] == 1000 and ratio["real"] == pytest.approx(0.6)
     assert ratio["complex"] == pytest.approx((0.8, 0.82))
 

@@ -404,6 +404,14 @@ def load_benchmark(path: Path | str) -> dict:
             "errors": [r for r in raw["records"] if "error" in r]}
 
 
+def measured_line(meta: dict, detail: str = "") -> str:
+    """The sentence under a benchmark table: when, at which commit, on how many cores and
+    with which command it was measured (``meta`` of a benchmark file), with ``detail``
+    (e.g. the parameters) before the command."""
+    return (f"Measured {meta['date']} at commit `{meta['commit']}`, {meta['cores']} cores, "
+            f"{detail}with `{meta['command']}`.")
+
+
 def benchmark_table(bench: dict) -> str:
     """A Markdown table of a loaded benchmark (:func:`load_benchmark`): per size the method,
     the coherence window, unknowns, GMRES iterations, wall time, peak memory and I_M/N, and
@@ -426,8 +434,7 @@ def benchmark_table(bench: dict) -> str:
     Gs = sorted({float(g) for c in bench["by_h"].values() for g in c.get("Gamma", [])
                  if g is not None})
     at = f"Γ = {', '.join(f'{g:g}' for g in Gs)}γ, " if Gs else ""
-    return ("\n".join(rows) + f"\n\nMeasured {m['date']} at commit `{m['commit']}`, "
-            f"{m['cores']} cores, {at}with `{m['command']}`.")
+    return "\n".join(rows) + "\n\n" + measured_line(m, at)
 
 
 def large_run_text(bench: dict) -> str:
@@ -485,8 +492,7 @@ def ordering_table(path: Path | str) -> tuple[str, dict]:
              for r in raw["records"] if r["N"] == top}
     cplx = [v for q, v in ratio.items() if q > 0]
     rows.append("")
-    rows.append(f"Measured {m['date']} at commit {m['commit']}, {m['cores']} cores, "
-                f"$\\Gamma = {raw['records'][0]['Gamma']:g}\\gamma$, with `{m['command']}`.")
+    rows.append(measured_line(m, f"$\\Gamma = {raw['records'][0]['Gamma']:g}\\gamma$, "))
     return "\n".join(rows), {"real": ratio.get(0), "complex": (min(cplx), max(cplx)),
                              "N": top}
 
@@ -546,8 +552,8 @@ def piqs_comparison(path: Path | str) -> dict:
     reps = recs[0].get("repeats", 1)
     how = (f"Each time is the median of {reps} processes, PIQS and picorr alternately. "
            if reps > 1 else "")
-    table = ("\n".join(rows) + f"\n\n{how}Measured {m['date']} at commit `{m['commit']}`, "
-             f"{m['cores']} cores, QuTiP {recs[0].get('qutip', '?')}, with `{m['command']}`.")
+    table = ("\n".join(rows) + f"\n\n{how}"
+             + measured_line(m, f"QuTiP {recs[0].get('qutip', '?')}, "))
     worst = max(r["IM_per_N_difference"] for r in recs)
     big = recs[-1]
     spread = ""
