@@ -23,7 +23,7 @@ from ..liouvillian import liouvillian
 from ..models import QubitModel
 from ..states import BlockState
 from ._result import NoUniqueSteadyStateError, SteadyState, finish
-from .memory import fill_per_unknown
+from .memory import ND_MIN, fill_per_unknown  # noqa: F401  (ND_MIN: see factorize)
 from .support import MASK_EPS, predict_rows, support_fraction, widened
 
 #: A bordered system whose estimated condition number exceeds this is called singular.
@@ -42,11 +42,6 @@ DENSE_ROW = 1000
 
 #: Fill-reducing orderings of :func:`factorize`.
 ORDERINGS = ("mmd", "nested-dissection")
-
-#: Matrices with fewer unknowns are ordered by minimum degree even when nested dissection is
-#: asked for: below about 20 000 unknowns the two fill alike (within 5 %, measured on the
-#: sectors at N = 400) and the minimum degree is cheaper.
-ND_MIN = 20_000
 
 #: METIS options of the nested dissection: three separators tried at each bisection, the
 #: best kept (74.7 entries per unknown against 78.3 with one, on a complex sector of
@@ -115,7 +110,7 @@ def factorize(A: sp.spmatrix, ordering: str = "mmd"):
     """SuperLU factors of ``A`` (CSC) with :data:`SUPERLU_OPTIONS`, in the fill-reducing
     order ``ordering`` (one of :data:`ORDERINGS`).
 
-    'nested-dissection' (for matrices of at least :data:`ND_MIN` unknowns; below, 'mmd')
+    'nested-dissection' (for matrices of at least :data:`.memory.ND_MIN` unknowns; below, 'mmd')
     orders by METIS (:func:`nested_dissection`) and factors the matrix permuted so in its
     natural order (:class:`PermutedLU`), with the pivot threshold
     :data:`ND_PIVOT_THRESHOLD`. On the masked coherence sectors of the window method (LMG,

@@ -185,8 +185,14 @@ def layout_sector_sizes(layout) -> np.ndarray:
     return np.cumsum(diff)[:Q + 1]
 
 
+#: Matrices with fewer unknowns are ordered by minimum degree even when nested dissection is
+#: asked for (:func:`.direct.factorize`): below about 20 000 unknowns the two fill alike
+#: (within 5 %, measured on the sectors at N = 400) and the minimum degree is cheaper. The
+#: fill law below switches there too, so the threshold is defined here, with the laws.
+ND_MIN = 20_000
+
 #: Fill law of the nested-dissection factors (:data:`.krylov.SECTOR_ORDERING`, from
-#: :data:`.direct.ND_MIN` unknowns on): entries per unknown at :data:`FILL_AT` unknowns and
+#: :data:`ND_MIN` unknowns on): entries per unknown at :data:`FILL_AT` unknowns and
 #: the power of the growth. Fitted to the unmasked sectors of ``benchmarks/bench_ordering.py``
 #: (N = 400, 600, 1000, Gamma = 2.7, q = 0, 1, 4: 60.5-62.3, 69.2-70.2 and 80.4-82.2
 #: entries at 40 000, 90 000 and 250 000 unknowns, real and complex alike), with the
@@ -195,7 +201,7 @@ def layout_sector_sizes(layout) -> np.ndarray:
 FILL_ND = (63.0, 0.155)
 FILL_AT = 40200.0
 
-#: Fill law of SuperLU's minimum degree (below :data:`.direct.ND_MIN` unknowns): 66.5 entries
+#: Fill law of SuperLU's minimum degree (below :data:`ND_MIN` unknowns): 66.5 entries
 #: per unknown at 40 200 unknowns (N = 400) and 99.2 at 250 500 (N = 1000), a power law
 #: through both.
 FILL_MMD = (66.5, 0.218)
@@ -203,9 +209,7 @@ FILL_MMD = (66.5, 0.218)
 
 def fill_per_unknown(s):
     """LU entries per unknown of one sector with ``s`` unknowns (measured power laws: minimum
-    degree below :data:`.direct.ND_MIN` unknowns, nested dissection from there on)."""
-    from .direct import ND_MIN
-
+    degree below :data:`ND_MIN` unknowns, nested dissection from there on)."""
     s = np.asarray(s, dtype=float)
     law = np.where(s < ND_MIN, FILL_MMD[0] * (s / FILL_AT) ** FILL_MMD[1],
                    FILL_ND[0] * (s / FILL_AT) ** FILL_ND[1])
