@@ -10,6 +10,10 @@ and the commit) as the JSON file that the book's chapter 4 plots.
     .venv/bin/python benchmarks/bench_steady.py --sizes-h 60,120 --sizes-h0 400,1000
     .venv/bin/python benchmarks/bench_steady.py --out data/benchmarks/steady.json
 
+``--progress`` echoes each window of the window-method points to standard error as it ends
+(N, window, GMRES iterations, the factors' size and precision, seconds since the start), and
+the records keep each point's scan and the time of its coarse solve.
+
 The book's two files (chapter 4):
 
     .venv/bin/python benchmarks/bench_steady.py --sizes-h 20,40,60,80,120,200,400,600,800,1000,2000 \
@@ -40,19 +44,53 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 
-def run_point(N, h, Gamma, coupling=3.0, gamma=1.0, method="auto", extra=()):
+def run_point(N, h, Gamma, coupling=3.0, gamma=1.0, method="auto", extra=(), timeout=None):
+    """One point in its own process: its JSON record with the wall time and peak memory, or
+    a record with ``error`` (the solver's one-line message). A point still running after
+    ``timeout`` seconds is killed and recorded as ``stopped``, with its wall time, its peak
+    memory so far and the progress lines it had printed (``--progress``)."""
     cmd = [sys.executable, "-m", "picorr", "steady", "--N", str(N), "--coupling", str(coupling),
            "--h", str(h), "--Gamma", str(Gamma), "--gamma", str(gamma), "--method", method,
            "--json", *extra]
+    echo = "--progress" in extra
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_lines = []
+
+    def pump():  # the point's standard error, echoed as it comes with --progress
+        for line in proc.stderr:
+            err_lines.append(line)
+            if echo:
+                print(f"    {line.rstrip()}", file=sys.stderr, flush=True)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    killed = threading.Event()
+
+    def stop():
+        killed.set()
+        proc.kill()
+
+    timer = None if timeout is None else threading.Timer(timeout, stop)
+    if timer is not None:
+        timer.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    out, err = proc.stdout.read(), proc.stderr.read()
+    if timer is not None:
+        timer.cancel()
+    stopped = killed.is_set() and os.WIFSIGNALED(status)
+    reader.join()
+    out, err = proc.stdout.read(), "".join(err_lines)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if stopped:
+        return {"N": N, "h": h, "Gamma": Gamma, "wall": wall,
+                "peak_gb": usage.ru_maxrss * 1024 / 1e9, "stopped": True,
+                "error": f"stopped by the benchmark's --timeout after {wall:.0f} s",
+                "progress": [ln.rstrip() for ln in err_lines]}
     if proc.returncode != 0:
         return {"N": N, "h": h, "Gamma": Gamma, "wall": wall,
                 "error": err.strip().splitlines()[-1]}
@@ -78,8 +116,22 @@ def main(argv=None):
     ap.add_argument("--deflate", type=int, default=None,
                     help="harmonic Ritz vectors kept across GMRES restarts, passed like "
                     "--factor-precision")
+    ap.add_argument("--progress", action="store_true",
+                    help="echo each window's progress line to standard error (points solved by "
+                    "the window method)")
+    ap.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help="kill a point still running after this many seconds and record it as "
+                    "stopped, with its peak memory so far and its progress lines")
     ap.add_argument("--out", default=None, help="write the records to this JSON file")
     args = ap.parse_args(argv)
+    if args.timeout is not None and not args.timeout > 0:
+        ap.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.progress:  # the window method from this N on; asked of the library in a child
+        # process, so that this one (whose image a forked point may count in its peak memory)
+        # stays small
+        window_from = int(subprocess.run(
+            [sys.executable, "-c", "from picorr.steady._select import KRYLOV_MAX_N as n; "
+             "print(n + 1)"], capture_output=True, text=True, check=True).stdout)
     try:
         Gammas = [float(g) for g in args.Gamma.split(",") if g]
     except ValueError:
@@ -101,14 +153,16 @@ def main(argv=None):
         for h, sizes in ((0.5, args.sizes_h), (0.0, args.sizes_h0)):
             for N in (int(x) for x in sizes.split(",") if x):
                 extra = (extra_h + (gmres_only if N > 20 else ())) if h != 0 else ()
-                run_sizes(records, N, h, G, extra)
+                if args.progress and h != 0 and N >= window_from:
+                    extra += ("--progress",)
+                run_sizes(records, N, h, G, extra, args.timeout)
     if args.out:
         write_records(args.out, records, window_tol=args.window_tol)
 
 
-def run_sizes(records, N, h, Gamma, extra) -> None:
+def run_sizes(records, N, h, Gamma, extra, timeout=None) -> None:
     """Run one point, append its record and print its row of the table."""
-    r = run_point(N, h, Gamma, extra=extra)
+    r = run_point(N, h, Gamma, extra=extra, timeout=timeout)
     records.append(r)
     if "error" in r:
         print(f"{h:>4} {N:>6} error after {r['wall']:.1f} s: {r['error']}")
@@ -121,7 +175,7 @@ def run_sizes(records, N, h, Gamma, extra) -> None:
 KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
         "relative_residual", "IM_per_N", "support_fraction", "band_fraction",
         "memory_estimate_GB", "window_error_estimate", "factor_precision", "factor_GB",
-        "restart", "deflate", "error")
+        "restart", "deflate", "coarse_seconds", "scan", "error", "stopped", "progress")
 
 
 def write_records(path, records, keep=KEEP, window_tol=None) -> None:

@@ -78,6 +78,15 @@ def test_window_tolerance_sets_the_truncation_error():
     assert 1e-12 < ref["window_error_estimate"] < 1e-9
     assert tight["window_error_estimate"] < 1e-12 and tight["window"] > ref["window"]
     assert abs(tight["IM_per_N"] - ref["IM_per_N"]) <= ref["window_error_estimate"]
+    # the scan is in the JSON: its windows, iterations and times agree with the result
+    for out in (ref, tight):
+        scan = out["scan"]
+        assert len(scan) == out["windows_tried"] >= 2 and scan[-1]["window"] == out["window"]
+        assert sum(s["iterations"] for s in scan) == out["iterations"]
+        assert scan[-1]["IM_per_N"] == out["IM_per_N"]
+        assert scan[0]["change_IM_per_N"] is None  # no previous window (inf in Python)
+        times = [s["seconds"] for s in scan]
+        assert 0 < times[0] and times == sorted(times) and times[-1] <= out["seconds"]
 
 
 def test_factor_precision_option():
@@ -117,4 +126,30 @@ def test_restart_and_deflate_options():
     rates = run("--N", "50", "--coupling", "3", "--h", "0", "--Gamma", "2.7", "--gamma", "1",
                 "--deflate", "4")
     assert rates.returncode != 0 and "--deflate applies to the krylov and window methods" \
+        in rates.stderr
+
+
+def test_progress_option_reports_each_window_on_stderr():
+    """``--progress`` prints one line per window (N, window, iterations, factors, I_M/N)
+    with the seconds since the start, on standard error, matching the JSON's scan; a
+    method without windows refuses it in one line that names the option."""
+    import re
+
+    proc = run("--N", "120", "--coupling", "3", "--h", "0.5", "--Gamma", "1.68", "--gamma", "1",
+               "--progress", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stderr.strip().splitlines()
+    pattern = re.compile(r"\[ *(\d+\.\d) s\] N = 120, window (\d+): (\d+) iterations "
+                         r"\(\d+\.\d\d GB of double-precision factors\), I_M/N = (0\.\d{12})")
+    found = [pattern.match(line) for line in lines]
+    assert all(found) and len(found) == len(out["scan"]) == out["windows_tried"]
+    for f, s in zip(found, out["scan"]):
+        assert (int(f[2]), int(f[3])) == (s["window"], s["iterations"])
+        assert float(f[4]) == pytest.approx(s["IM_per_N"], abs=1e-12)
+    assert [float(f[1]) for f in found] == sorted(float(f[1]) for f in found)
+    rates = run("--N", "50", "--coupling", "3", "--h", "0", "--Gamma", "2.7", "--gamma", "1",
+                "--progress")
+    assert rates.returncode != 0 and len(rates.stderr.strip().splitlines()) == 1
+    assert "--progress applies to the window method only, and --N 50 is solved by 'rates'" \
         in rates.stderr

@@ -308,6 +308,42 @@ def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
     assert refusals_text(b) == ""
 
 
+def test_stopped_points_are_told_apart_from_refusals(tmp_path):
+    """A point that ``bench_steady.py --timeout`` stopped is a 'stopped' row with its peak
+    so far, left out of the refusals and told by stopped_text with its last window."""
+    import json
+
+    from picorr.figures import benchmark_table, load_benchmark, refusals_text, stopped_text
+
+    line = ("[  1500.0 s] N = 2000, window 50: 300 iterations (12.00 GB of single-precision "
+            "factors), I_M/N = 0.205000000000, change inf, error estimate inf")
+    recs = [{"N": 2000, "h": 0.5, "Gamma": 2.7, "wall": 5400.4, "peak_gb": 19.61,
+             "stopped": True, "error": "stopped by the benchmark's --timeout after 5400 s",
+             "progress": ["[   300.0 s] N = 1000: support mask from N = 500 keeps 53% of "
+                          "the (J, M) rows", line]},
+            {"N": 4000, "h": 0.5, "Gamma": 2.7, "wall": 20.0, "error": "--N 4000: needs 99 GB"}]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"meta": {"commit": "abc", "date": "today", "cores": 2,
+                                         "command": "bench"}, "records": recs}))
+    b = load_benchmark(path)
+    t = benchmark_table(b).splitlines()
+    assert t[2] == ("| 0.5 | 2000 | stopped | | | | 5400.4 | 19.61 | stopped by the "
+                    "benchmark's --timeout after 5400 s |")
+    assert t[3].startswith("| 0.5 | 4000 | refused |")
+    assert refusals_text(b).count("Asked for") == 1 and "N = 4000" in refusals_text(b)
+    assert stopped_text(b) == (
+        "The run at N = 2000 at Γ = 2.7γ (h = 0.5γ) had not finished when the benchmark "
+        "stopped it after 90 minutes, with a peak memory of 19.6 GB so far. The last window "
+        f"it had finished: “{line}”.")
+    recs[0]["progress"] = recs[0]["progress"][:1]  # no window finished
+    path.write_text(json.dumps({"meta": {}, "records": recs}))
+    assert stopped_text(load_benchmark(path)).endswith("It had finished no window by then.")
+    assert stopped_text(load_benchmark(path), load_benchmark(path)).count("The run at") == 2
+    recs.pop(0)
+    path.write_text(json.dumps({"meta": {}, "records": recs}))
+    assert stopped_text(load_benchmark(path)) == ""
+
+
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():
     from types import SimpleNamespace as NS
 

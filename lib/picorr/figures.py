@@ -429,7 +429,11 @@ def benchmark_table(bench: dict) -> str:
                         f"{c['peak_gb'][i]:.2f} | {c['IM_per_N'][i]:.10f} |")
     for r in bench["errors"]:
         wall = f" {r['wall']:.1f} " if r.get("wall") is not None else " "  # time to refuse
-        rows.append(f"| {r['h']:g} | {r['N']} | refused | | | |{wall}| | {r['error']} |")
+        if r.get("stopped"):  # killed by the benchmark's --timeout: its peak so far
+            rows.append(f"| {r['h']:g} | {r['N']} | stopped | | | |{wall}| "
+                        f"{r['peak_gb']:.2f} | {r['error']} |")
+        else:
+            rows.append(f"| {r['h']:g} | {r['N']} | refused | | | |{wall}| | {r['error']} |")
     m = bench["meta"]
     Gs = sorted({float(g) for c in bench["by_h"].values() for g in c.get("Gamma", [])
                  if g is not None})
@@ -520,12 +524,35 @@ def refusals_text(*benches: dict) -> str:
     out = []
     for b in benches:
         for r in b["errors"]:
+            if r.get("stopped"):  # not refused: see stopped_text
+                continue
             G = f" at Γ = {float(r['Gamma']):g}γ" if r.get("Gamma") is not None else ""
             when = f" after {float(r['wall']):.0f} s" if r.get("wall") is not None else ""
             # the CLI's prefixes repeat what the sentence says ("--N 2000: ")
             msg = str(r["error"]).removeprefix("picorr: error: ").removeprefix(f"--N {r['N']}: ")
             out.append(f"Asked for N = {r['N']}{G} (h = {float(r['h']):g}γ), the solver "
                        f"refused{when}: “{msg}”.")
+    return " ".join(out)
+
+
+def stopped_text(*benches: dict) -> str:
+    """Plain text on the points that the benchmarks ``benches`` (:func:`load_benchmark`)
+    stopped unfinished (``bench_steady.py --timeout``): after how long, at what peak memory,
+    and the last window the solve had finished by then (its last progress line). Empty when
+    none was stopped."""
+    out = []
+    for b in benches:
+        for r in b["errors"]:
+            if not r.get("stopped"):
+                continue
+            G = f" at Γ = {float(r['Gamma']):g}γ" if r.get("Gamma") is not None else ""
+            lines = [ln for ln in r.get("progress") or [] if "window" in ln]
+            last = (f" The last window it had finished: “{lines[-1]}”." if lines
+                    else " It had finished no window by then.")
+            out.append(f"The run at N = {r['N']}{G} (h = {float(r['h']):g}γ) had not finished "
+                       f"when the benchmark stopped it after {float(r['wall']) / 60:.0f} "
+                       f"minutes, with a peak memory of {float(r['peak_gb']):.1f} GB so "
+                       f"far.{last}")
     return " ".join(out)
 
 

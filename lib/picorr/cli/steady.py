@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from ..models import lmg
@@ -50,6 +51,9 @@ def add_parser(sub) -> None:
                    help="krylov and window methods: harmonic Ritz vectors kept across each "
                    "GMRES restart, 0 to restart plainly (default: a third of the restart, at most "
                    "20; at most restart // 2)")
+    p.add_argument("--progress", action="store_true",
+                   help="window method only: one line per coherence window (and per coarse "
+                   "solve) on standard error, with the seconds since the start")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=run)
 
@@ -76,6 +80,16 @@ def run(args) -> dict:
                            f"is solved by {method!r} without truncation; add --method window "
                            "to truncate")
         opts["window_tol"] = args.window_tol
+    if args.progress:
+        method = choose_method(model) if args.method == "auto" else args.method
+        if method != "window":
+            raise CLIError(f"--progress applies to the window method only, and --N {args.N} "
+                           f"is solved by {method!r} in one step")
+        start = time.perf_counter()
+
+        def report(line: str) -> None:
+            print(f"[{time.perf_counter() - start:8.1f} s] {line}", file=sys.stderr, flush=True)
+        opts["progress"] = report
     for option, name in (("--factor-precision", "factor_precision"), ("--restart", "restart"),
                          ("--deflate", "deflate")):
         value = getattr(args, name)

@@ -102,6 +102,9 @@ class SteadyState:
             "seconds": self.seconds,
             "peak_rss_gb": self.peak_rss_bytes / 1e9,
             **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool))},
+            # the window scan, one record per window (its iterations and the seconds since
+            # the solve began), when the state came from one
+            **({"scan": self.info["scan"]} if "scan" in self.info else {}),
         }
 
 

@@ -200,7 +200,9 @@ def solve_window(
     the memory available) raises :class:`.InsufficientMemoryError` instead of starting.
     A window that cannot be the last (the first, or one after a window that broke
     positivity) is solved to ``scan_gmres_tol`` only (:data:`SCAN_GMRES_TOL`); every window
-    that may be returned is solved to ``gmres_tol``. The scan records each window's tolerance.
+    that may be returned is solved to ``gmres_tol``. The scan records each window's tolerance,
+    its GMRES iterations and the seconds from the start of the solve (the coarse solve
+    included) to the window's end.
 
     ``factor_precision`` ('auto', 'double' or 'single') is the storage precision of the
     sector factors (:func:`.memory.choose_precision`): 'auto' takes double precision while
@@ -318,9 +320,12 @@ def solve_window(
         tried.append({"window": Q, "iterations": its, "gmres_tol": tol_here, "IM_per_N": IM,
                       "m": np.asarray(m).tolist(),
                       "change_IM_per_N": d_IM[-1] if d_IM else np.inf,
-                      "change_m": d_m[-1] if d_m else np.inf, "error_estimate": err})
+                      "change_m": d_m[-1] if d_m else np.inf, "error_estimate": err,
+                      "seconds": time.perf_counter() - t0})
         if progress is not None:
-            progress(f"window {Q}: {its} iterations, I_M/N = {IM:.12f}, "
+            factors = "" if "factor_GB" not in info else \
+                f" ({info['factor_GB']:.2f} GB of {info['factor_precision']}-precision factors)"
+            progress(f"N = {N}, window {Q}: {its} iterations{factors}, I_M/N = {IM:.12f}, "
                      f"change {tried[-1]['change_IM_per_N']:.1e}, error estimate {err:.1e}")
         if err < window_tol:
             break
