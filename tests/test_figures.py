@@ -260,6 +260,26 @@ def test_benchmark_records_load_and_plot(tmp_path):
                                   [12.0, 80.0])
 
 
+def test_measured_at_picks_one_solve_and_gives_nan_for_a_missing_one(tmp_path):
+    import json
+
+    from picorr.figures import load_benchmark, measured_at
+
+    recs = [{"N": 400, "h": 0.5, "wall": 40.0, "peak_gb": 3.7},
+            {"N": 1000, "h": 0.5, "wall": 175.0, "peak_gb": 5.04},
+            {"N": 1000, "h": 0.0, "wall": 1.2, "peak_gb": 0.16},
+            {"N": 2000, "h": 0.5, "error": "--N 2000: needs 60 GB"}]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"meta": {}, "records": recs}))
+    b = load_benchmark(path)
+    assert measured_at(b, 1000) == 5.04
+    assert measured_at(b, 1000, "wall") == 175.0
+    assert measured_at(b, 1000, h=0.0) == 0.16
+    for missing in (measured_at(b, 2000), measured_at(b, 600), measured_at(b, 1000, "window"),
+                    measured_at(b, 1000, h=-0.5)):
+        assert np.isnan(missing)
+
+
 def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
     import json
 
@@ -327,17 +347,29 @@ def test_stopped_points_are_told_apart_from_refusals(tmp_path):
                                          "command": "bench"}, "records": recs}))
     b = load_benchmark(path)
     t = benchmark_table(b).splitlines()
-    assert t[2] == ("| 0.5 | 2000 | stopped | | | | 5400.4 | 19.61 | stopped by the "
-                    "benchmark's --timeout after 5400 s |")
+    assert t[2] == ("| 0.5 | 2000 | stopped | | | | 5400.4 | 19.61 | `stopped by the "
+                    "benchmark's --timeout after 5400 s` |")
     assert t[3].startswith("| 0.5 | 4000 | refused |")
     assert refusals_text(b).count("Asked for") == 1 and "N = 4000" in refusals_text(b)
     assert stopped_text(b) == (
         "The run at N = 2000 at Γ = 2.7γ (h = 0.5γ) had not finished when the benchmark "
         "stopped it after 90 minutes, with a peak memory of 19.6 GB so far. The last window "
         f"it had finished: “{line}”.")
-    recs[0]["progress"] = recs[0]["progress"][:1]  # no window finished
+    # stopped in its first window at N = 2000, after the coarse solves (a window at N = 1000
+    # is the coarse solve's, not the point's)
+    recs[0]["progress"] = ["[   241.3 s] N = 1000, window 38: 34 iterations (5.31 GB of "
+                           "double-precision factors), I_M/N = 0.205883172051, change 1.7e-09, "
+                           "error estimate 1.7e-09",
+                           "[   248.0 s] N = 2000: support mask from N = 1000 keeps 42% of the "
+                           "(J, M) rows"]
     path.write_text(json.dumps({"meta": {}, "records": recs}))
-    assert stopped_text(load_benchmark(path)).endswith("It had finished no window by then.")
+    assert stopped_text(load_benchmark(path)).endswith(
+        "Its coarse solves had ended after 248 s (“[   248.0 s] N = 2000: support mask from "
+        "N = 1000 keeps 42% of the (J, M) rows”), and its first window at N = 2000 had not "
+        "finished.")
+    recs[0]["progress"] = recs[0]["progress"][:1]  # not even the coarse solves
+    path.write_text(json.dumps({"meta": {}, "records": recs}))
+    assert stopped_text(load_benchmark(path)).endswith("It had finished no window at N = 2000.")
     assert stopped_text(load_benchmark(path), load_benchmark(path)).count("The run at") == 2
     recs.pop(0)
     path.write_text(json.dumps({"meta": {}, "records": recs}))

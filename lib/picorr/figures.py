@@ -404,6 +404,16 @@ def load_benchmark(path: Path | str) -> dict:
             "errors": [r for r in raw["records"] if "error" in r]}
 
 
+def measured_at(bench: dict, N: int, field: str = "peak_gb", h: float = 0.5) -> float:
+    """One measured ``field`` of a loaded benchmark (:func:`load_benchmark`) at size ``N``
+    and field ``h``; NaN when that solve is not in the file (missing or refused)."""
+    c = bench["by_h"].get(float(h))
+    if c is None or field not in c:
+        return float("nan")
+    at = np.flatnonzero(c["N"] == N)
+    return float(c[field][at[0]]) if at.size and c[field][at[0]] is not None else float("nan")
+
+
 def measured_line(meta: dict, detail: str = "") -> str:
     """The sentence under a benchmark table: when, at which commit, on how many cores and
     with which command it was measured (``meta`` of a benchmark file), with ``detail``
@@ -431,7 +441,7 @@ def benchmark_table(bench: dict) -> str:
         wall = f" {r['wall']:.1f} " if r.get("wall") is not None else " "  # time to refuse
         if r.get("stopped"):  # killed by the benchmark's --timeout: its peak so far
             rows.append(f"| {r['h']:g} | {r['N']} | stopped | | | |{wall}| "
-                        f"{r['peak_gb']:.2f} | {r['error']} |")
+                        f"{r['peak_gb']:.2f} | `{r['error']}` |")  # code: -- stays --
         else:
             rows.append(f"| {r['h']:g} | {r['N']} | refused | | | |{wall}| | {r['error']} |")
     m = bench["meta"]
@@ -538,21 +548,34 @@ def refusals_text(*benches: dict) -> str:
 def stopped_text(*benches: dict) -> str:
     """Plain text on the points that the benchmarks ``benches`` (:func:`load_benchmark`)
     stopped unfinished (``bench_steady.py --timeout``): after how long, at what peak memory,
-    and the last window the solve had finished by then (its last progress line). Empty when
-    none was stopped."""
+    and how far the solve had got by its progress lines: the last window it had finished at
+    the point's own N, or else when its coarse solves had ended (the line of its support
+    mask) and that its first window there had not. Empty when none was stopped."""
+    import re
+
     out = []
     for b in benches:
         for r in b["errors"]:
             if not r.get("stopped"):
                 continue
+            N = int(r["N"])
             G = f" at Γ = {float(r['Gamma']):g}γ" if r.get("Gamma") is not None else ""
-            lines = [ln for ln in r.get("progress") or [] if "window" in ln]
-            last = (f" The last window it had finished: “{lines[-1]}”." if lines
-                    else " It had finished no window by then.")
-            out.append(f"The run at N = {r['N']}{G} (h = {float(r['h']):g}γ) had not finished "
+            lines = r.get("progress") or []
+            own = [ln for ln in lines if f"] N = {N}, window" in ln]
+            mask = [ln for ln in lines if f"] N = {N}: support mask" in ln]
+            if own:
+                far = f" The last window it had finished: “{own[-1]}”."
+            elif mask:
+                t = re.match(r"\[\s*([\d.]+) s\]", mask[-1])
+                when = f" after {float(t[1]):.0f} s" if t else ""
+                far = (f" Its coarse solves had ended{when} (“{mask[-1]}”), and its first "
+                       f"window at N = {N} had not finished.")
+            else:
+                far = f" It had finished no window at N = {N}."
+            out.append(f"The run at N = {N}{G} (h = {float(r['h']):g}γ) had not finished "
                        f"when the benchmark stopped it after {float(r['wall']) / 60:.0f} "
                        f"minutes, with a peak memory of {float(r['peak_gb']):.1f} GB so "
-                       f"far.{last}")
+                       f"far.{far}")
     return " ".join(out)
 
 
