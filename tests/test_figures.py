@@ -280,6 +280,27 @@ def test_measured_at_picks_one_solve_and_gives_nan_for_a_missing_one(tmp_path):
         assert np.isnan(missing)
 
 
+def test_compare_runs_reads_the_same_point_from_two_files(tmp_path):
+    import json
+
+    from picorr.figures import compare_runs
+
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    for path, peak, wall, im in ((new, 18.5, 1673.0, 0.26937889290729820),
+                                 (old, 20.0, 1624.5, 0.26937889290729830)):
+        path.write_text(json.dumps({"meta": {}, "records": [
+            {"N": 2000, "h": 0.5, "Gamma": 1.68, "wall": wall, "peak_gb": peak,
+             "IM_per_N": im}]}))
+    c = compare_runs(new, old, 2000)
+    assert c["peak_gb"] == 20.0 and c["wall_min"] == pytest.approx(1624.5 / 60)
+    assert c["saved_gb"] == pytest.approx(1.5)
+    assert c["same"] == abs(0.26937889290729820 - 0.26937889290729830)
+    gone = compare_runs(new, tmp_path / "missing.json", 2000)
+    assert all(np.isnan(v) for v in gone.values())
+    half = compare_runs(tmp_path / "missing.json", old, 2000)
+    assert half["peak_gb"] == 20.0 and np.isnan(half["saved_gb"]) and np.isnan(half["same"])
+
+
 def test_benchmark_table_has_every_record_and_the_refusals(tmp_path):
     import json
 

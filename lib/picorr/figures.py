@@ -414,6 +414,22 @@ def measured_at(bench: dict, N: int, field: str = "peak_gb", h: float = 0.5) -> 
     return float(c[field][at[0]]) if at.size and c[field][at[0]] is not None else float("nan")
 
 
+def compare_runs(path: Path | str, other: Path | str, N: int) -> dict:
+    """The same point (size ``N``, h = 0.5) in two benchmark files, e.g. one solve before
+    and after a change of method: the other file's peak memory (GB) and wall time
+    (minutes), the memory saved by ``path`` (GB) and the largest difference of I_M/N
+    (:func:`largest_difference`). NaN for whatever a missing file or point leaves out."""
+    nan = float("nan")
+    mine = load_benchmark(path) if Path(path).exists() else None
+    theirs = load_benchmark(other) if Path(other).exists() else None
+    if theirs is None:
+        return {"peak_gb": nan, "wall_min": nan, "saved_gb": nan, "same": nan}
+    peak = measured_at(theirs, N)
+    return {"peak_gb": peak, "wall_min": measured_at(theirs, N, "wall") / 60,
+            "saved_gb": peak - measured_at(mine, N) if mine is not None else nan,
+            "same": largest_difference(path, other)[0] if mine is not None else nan}
+
+
 def measured_line(meta: dict, detail: str = "") -> str:
     """The sentence under a benchmark table: when, at which commit, on how many cores and
     with which command it was measured (``meta`` of a benchmark file), with ``detail``
