@@ -1169,23 +1169,58 @@ def test_single_precision_factors_solve_to_double_precision(monkeypatch):
     assert err["double", None] < 1e-12
     assert 1e-10 < err["single", 0] < 1e-3  # single precision's round-off, not a wrong factor
     assert err["single", None] < 1e-12
+    # the unrefined solve on request, and the kept blocks' product is A_oo itself
+    P = SectorPreconditioner(Aoo, q[odd], partner=_sub_partner(partner, odd), precision="single")
+    assert 1e-10 < np.abs(P.solve(b, refine=False) - x).max() / np.abs(x).max() < 1e-3
+    np.testing.assert_allclose(P.apply_blocks(x), b, rtol=0, atol=1e-13 * np.abs(b).max())
+    P.close()
+    D = SectorPreconditioner(Aoo, q[odd], partner=_sub_partner(partner, odd))
+    with pytest.raises(TypeError, match="only single-precision factors keep their blocks"):
+        D.apply_blocks(x)
+    D.close()
     with pytest.raises(ValueError, match="precision must be one of double, single"):
         SectorPreconditioner(Aoo, q[odd], precision="half")
 
 
 @pytest.mark.parametrize("method,N,h,Gamma", [("window", 120, 0.5, 2.7), ("krylov", 60, -0.5, 0.7)])
 def test_single_precision_factors_give_the_double_precision_state(method, N, h, Gamma):
-    """The whole solve with single-precision factors: the same I_M/N and m to 1e-12, the
-    same window and iteration counts, the precision recorded."""
+    """The whole solve with single-precision factors, by mixed-precision refinement: the
+    same I_M/N and m to 1e-12, the same window, the precision and each outer step
+    recorded, each step cutting the residual by MIN_CUT or more down to the tolerance."""
+    from picorr.steady.krylov import MIN_CUT
+
     model = lmg(N, 3.0, h, Gamma, 1.0)
     ref = steady_state(model, method=method)
     low = steady_state(model, method=method, factor_precision="single")
     assert ref.info["factor_precision"] == "double" and low.info["factor_precision"] == "single"
-    assert low.window == ref.window and low.iterations == ref.iterations
+    assert low.info["scheme"] == "red-black Schur GMRES, mixed-precision refinement"
+    steps = low.info["refinement"]
+    assert steps and sum(s["iterations"] for s in steps) <= low.iterations
+    res = [s["residual"] for s in steps]
+    assert all(b < MIN_CUT * a for a, b in zip(res, res[1:])) and res[-1] <= 1e-13
+    assert low.window == ref.window
+    assert low.iterations <= 1.5 * ref.iterations
     assert abs(low.IM_per_N - ref.IM_per_N) < 1e-12
     np.testing.assert_allclose(low.m, ref.m, rtol=0, atol=1e-12)
     assert low.relative_residual < 1e-10
     assert low.info["factor_GB"] < 0.65 * ref.info["factor_GB"]
+
+
+def test_mixed_precision_refinement_reports_what_stops_it(monkeypatch):
+    """A refinement whose outer steps stop cutting the residual (here: inner solves made
+    too loose to cut it by the required factor) and one out of iterations both raise
+    NotConvergedError naming the refinement, the residual reached and the remedy."""
+    import picorr.steady.krylov as K
+
+    model = lmg(60, 3.0, 0.5, 2.7, 1.0)
+    monkeypatch.setattr(K, "INNER_RTOL", 0.5)
+    monkeypatch.setattr(K, "MIN_CUT", 1e-3)
+    with pytest.raises(NotConvergedError, match=r"mixed-precision refinement stopped at a "
+                       r"relative residual of .*factor_precision='double'"):
+        steady_state(model, method="krylov", factor_precision="single")
+    monkeypatch.undo()
+    with pytest.raises(NotConvergedError, match=r"maxiter=3 inner iterations were spent"):
+        steady_state(model, method="krylov", factor_precision="single", maxiter=3)
 
 
 def test_auto_precision_takes_single_only_when_double_does_not_fit():
@@ -1470,6 +1505,37 @@ def test_block_gmres_matches_scipy():
     assert not ok and its == 10
     x, its, ok = gmres(lambda v: 2.0 * v, b, rtol=1e-12, restart=20, maxiter=10)
     assert ok and its == 1 and np.allclose(x, b / 2, rtol=1e-14)
+
+
+def test_single_precision_basis_and_implicit_stop():
+    """``basis='single'`` keeps the Krylov basis in float32 and still solves to about
+    single precision's accuracy; ``implicit=True`` ends on the cycle's own residual, which
+    for an operator with noise at 1e-6 (a stand-in for unrefined single-precision solves)
+    is reached where the true residual stalls; a bad basis is named."""
+    import scipy.sparse as sp
+
+    from picorr.steady.gmres import gmres
+
+    n = 3000
+    A = (sp.diags(np.linspace(1, 10, n)) + sp.random(n, n, density=4 / n, random_state=2)).tocsr()
+    b = np.random.default_rng(1).standard_normal(n)
+    x, its, ok = gmres(lambda v: A @ v, b, rtol=1e-5, restart=20, maxiter=400, basis="single")
+    assert ok and np.linalg.norm(A @ x - b) <= 1e-5 * np.linalg.norm(b)
+    ref, its_d, _ = gmres(lambda v: A @ v, b, rtol=1e-5, restart=20, maxiter=400)
+    assert abs(its - its_d) <= 2  # the basis's precision does not slow it at 1e-5
+    rng = np.random.default_rng(4)
+
+    def noisy(v):  # a matvec with a relative error of 1e-6
+        w = A @ v
+        return w * (1 + 1e-6 * rng.standard_normal(n))
+
+    x, its, ok = gmres(noisy, b, rtol=1e-9, restart=20, maxiter=300)
+    assert not ok  # the true residual cannot follow the noise down to 1e-9
+    x, its, ok = gmres(noisy, b, rtol=1e-9, restart=20, maxiter=300, implicit=True)
+    assert ok and its < 300
+    assert np.linalg.norm(A @ x - b) < 1e-4 * np.linalg.norm(b)  # a useful correction
+    with pytest.raises(ValueError, match="basis must be 'double' or 'single'"):
+        gmres(lambda v: A @ v, b, basis="half")
 
 
 def _slow_mode_matrix(n=1200, seed=3):

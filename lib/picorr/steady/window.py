@@ -206,8 +206,8 @@ def solve_window(
 
     ``factor_precision`` ('auto', 'double' or 'single') is the storage precision of the
     sector factors (:func:`.memory.choose_precision`): 'auto' takes double precision while
-    a window's estimate fits and single precision (:class:`.krylov.RefinedFactor`: about
-    0.6 times the factor memory, the same answer and iterations, twice the solve time)
+    a window's estimate fits and single precision (about 0.6 times the factor memory, the
+    same answer, solved by mixed-precision refinement, :func:`.krylov.solve_red_black`)
     from the first window where only that fits; the coarse solves choose their own, and the
     larger sizes are bounded with the precision that needs least
     (:func:`check_outer_sizes`). The factors' precision is ``info['factor_precision']``.
