@@ -1200,6 +1200,18 @@ def test_single_precision_factors_give_the_double_precision_state(method, N, h, 
     assert all(b < MIN_CUT * a for a, b in zip(res, res[1:])) and res[-1] <= 1e-13
     assert low.window == ref.window
     assert low.iterations <= 1.5 * ref.iterations
+    if method == "window":  # each window's steps are in the scan and the progress lines
+        lines = []
+        again = steady_state(model, method=method, factor_precision="single",
+                             progress=lines.append)
+        scan = again.info["scan"]
+        assert all(len(w["refinement"]) >= 1 for w in scan)
+        told = [ln for ln in lines if "refinement step" in ln]
+        assert len(told) == sum(len(w["refinement"]) for w in scan)
+        last = scan[-1]["refinement"][-1]
+        assert told[-1] == (f"N = {N} (window {scan[-1]['window']}): refinement step "
+                            f"{len(scan[-1]['refinement'])} cut the residual to "
+                            f"{last['residual']:.1e} in {last['iterations']} iterations")
     assert abs(low.IM_per_N - ref.IM_per_N) < 1e-12
     np.testing.assert_allclose(low.m, ref.m, rtol=0, atol=1e-12)
     assert low.relative_residual < 1e-10

@@ -388,6 +388,13 @@ def test_stopped_points_are_told_apart_from_refusals(tmp_path):
         "Its coarse solves had ended after 248 s (“[   248.0 s] N = 2000: support mask from "
         "N = 1000 keeps 42% of the (J, M) rows”), and its first window at N = 2000 had not "
         "finished.")
+    # a mixed-precision refinement's step within that window is told too, not as a window
+    step = ("[  2500.0 s] N = 2000 (window 44): refinement step 1 cut the residual to 9.9e-05 "
+            "in 239 iterations")
+    recs[0]["progress"].append(step)
+    path.write_text(json.dumps({"meta": {}, "records": recs}))
+    assert stopped_text(load_benchmark(path)).endswith(
+        f"had not finished. Its last step of refinement there: “{step}”.")
     recs[0]["progress"] = recs[0]["progress"][:1]  # not even the coarse solves
     path.write_text(json.dumps({"meta": {}, "records": recs}))
     assert stopped_text(load_benchmark(path)).endswith("It had finished no window at N = 2000.")

@@ -586,6 +586,9 @@ def stopped_text(*benches: dict) -> str:
                 when = f" after {float(t[1]):.0f} s" if t else ""
                 far = (f" Its coarse solves had ended{when} (“{mask[-1]}”), and its first "
                        f"window at N = {N} had not finished.")
+                steps = [ln for ln in lines if f"] N = {N} (window" in ln]
+                if steps:
+                    far += f" Its last step of refinement there: “{steps[-1]}”."
             else:
                 far = f" It had finished no window at N = {N}."
             out.append(f"The run at N = {N}{G} (h = {float(r['h']):g}γ) had not finished "

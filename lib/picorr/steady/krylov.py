@@ -914,7 +914,8 @@ def transpose_scale(Aeo: sp.csr_matrix, Aoe: sp.csr_matrix) -> np.ndarray | None
 
 
 def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, maxiter=2000,
-                    cache=None, threads=None, what="GMRES", precision="double", deflate=0):
+                    cache=None, threads=None, what="GMRES", precision="double", deflate=0,
+                    progress=None):
     """The red-black Schur GMRES of :func:`solve_sectors` on a system already split by
     colour (:func:`colour_split`; its blocks, labels and partners are taken, and freed once
     factored or solved with). ``b`` and ``x0`` (optional) are vectors over the whole system
@@ -922,10 +923,11 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
     which a caller can hand over without holding the whole vector through the solve.
     With ``precision='single'`` the solve is a mixed-precision refinement
     (:func:`_refined_red_black`): one triangular solve per sector and application, where
-    refined solves take three. Measured on the window method at N = 1000, Gamma = 2.7
-    (h = 0.5, default restart, commit after 44b9205): 414 s, 220 GMRES iterations and a
-    peak of 5.38 GB, against 292 s, 130 iterations and 7.38 GB with double-precision
-    factors (``memory_calibration.json``); I_M/N the same to 1e-15.
+    refined solves take three. Measured once in a fresh process on an idle machine,
+    ``steady_state(lmg(1000, 3, 0.5, 2.7, 1), method='window', factor_precision='single')``
+    at commit 3c2263a: 414 s, 220 GMRES iterations and a peak of 5.38 GB, against 292 s,
+    130 iterations and 7.38 GB with double-precision factors (``memory_calibration.json``,
+    the same windows and restart); I_M/N the same to 1e-15.
 
     Returns ``(u, iterations, info)``."""
     bo, be = split.split(b) if isinstance(b, np.ndarray) else b
@@ -959,7 +961,7 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
         try:
             u, its, steps = _refined_red_black(Po, Pe, Aoe, eo, bo, be, x0e, rtol=rtol,
                                                restart=restart, maxiter=maxiter, what=what,
-                                               deflate=deflate)
+                                               deflate=deflate, progress=progress)
             u = split.join(*u)
         finally:
             Po.close()
@@ -1012,7 +1014,7 @@ MIN_CUT = 0.1
 
 
 def _refined_red_black(Po, Pe, Aoe, eo, bo, be, x0e, *, rtol, restart, maxiter, what,
-                       deflate):
+                       deflate, progress=None):
     """The red-black Schur solve with single-precision factors by mixed-precision iterative
     refinement: the residual ``r = b - A u`` of the whole system in double precision (from
     the blocks the factors keep, :meth:`SectorPreconditioner.apply_blocks`, and ``A_oe``,
@@ -1025,7 +1027,8 @@ def _refined_red_black(Po, Pe, Aoe, eo, bo, be, x0e, *, rtol, restart, maxiter, 
     one. Stops when the preconditioned Schur residual ``P_e^{-1} (r_e - A_eo P_o^{-1} r_o)``
     (the quantity GMRES on the Schur system tests) is at most ``rtol`` times its value at
     ``u = 0``. Returns ``((u_odd, u_even), iterations, steps)``, ``steps`` a list of each
-    outer step's inner iterations and the relative residual it left. Raises
+    outer step's inner iterations and the relative residual it left, each also passed to
+    ``progress`` (a callable taking a line of text, optional) as it ends. Raises
     :class:`NotConvergedError` when ``maxiter`` inner iterations in all are spent, or an
     outer step cuts the residual by less than :data:`MIN_CUT`."""
     def pre(ro, re):  # the preconditioned Schur residual, single-precision solves
@@ -1047,6 +1050,9 @@ def _refined_red_black(Po, Pe, Aoe, eo, bo, be, x0e, *, rtol, restart, maxiter, 
         rel = float(np.linalg.norm(s)) / ref
         if steps:
             steps[-1]["residual"] = rel
+            if progress is not None:
+                progress(f"refinement step {len(steps)} cut the residual to {rel:.1e} in "
+                         f"{steps[-1]['iterations']} iterations")
         if rel <= rtol:
             return (uo, ue), its, steps
         if rel > MIN_CUT * last or its >= maxiter:
@@ -1087,7 +1093,8 @@ def assemble_fold(model: QubitModel, layout: BlockLayout, *, keep_operator=True,
 
 
 def solve_fold(fold: HermitianFold, *, x0=None, x0_complex=None, gmres_tol=1e-13, restart=60,
-               maxiter=2000, cache=None, threads=None, precision="double", deflate=0):
+               maxiter=2000, cache=None, threads=None, precision="double", deflate=0,
+               progress=None):
     """Solve the folded system (its matrix is handed over and freed); returns
     ``(rho, iterations, info)``. The initial guess is ``x0`` (real unknowns,
     :meth:`.HermitianFold.from_complex`, :func:`.hermitian.real_unknowns`; may be handed
@@ -1101,7 +1108,9 @@ def solve_fold(fold: HermitianFold, *, x0=None, x0_complex=None, gmres_tol=1e-13
     system is then held through GMRES but the fold's own tables: the right-hand side (the
     trace condition) is made by colour, and the complex partners and labels of each colour
     are taken by its factors. Measured at N = 1000, Gamma = 2.7 (window 34), the vectors
-    over the whole system held through GMRES were 0.2 GB before."""
+    over the whole system held through GMRES were 0.2 GB before. ``progress`` (optional)
+    receives a line at the end of each step of a mixed-precision refinement
+    (:func:`solve_red_black`)."""
     if isinstance(x0, list):  # handed over
         x0 = x0.pop() if x0 else None
     if x0 is None and x0_complex is not None:
@@ -1124,7 +1133,7 @@ def solve_fold(fold: HermitianFold, *, x0=None, x0_complex=None, gmres_tol=1e-13
     if split is not None:
         del partner  # the split holds each colour's own
         x0 = None if x0 is None else (None, x0[split.even])  # only the even part is used
-        u, its, info = solve_red_black(split, split.unit(row), x0=x0, **kw)
+        u, its, info = solve_red_black(split, split.unit(row), x0=x0, progress=progress, **kw)
     else:
         # handed over in a list, so that no reference to A stays here: solve_sectors frees
         # it once it has split it

@@ -195,7 +195,9 @@ def solve_window(
 
     Raises :class:`NotConvergedError` when ``max_window`` (default N) is reached before the
     error estimate falls below ``window_tol``. ``progress`` is an optional callable receiving
-    one line of text per window. Before each window the peak memory is estimated
+    one line of text per window, and one per step of a mixed-precision refinement
+    (single-precision factors; ``N = .. (window Q): refinement step ..``), whose steps the
+    scan also records. Before each window the peak memory is estimated
     (:mod:`.memory`); a window predicted to need more than ``max_memory`` bytes (default:
     the memory available) raises :class:`.InsufficientMemoryError` instead of starting.
     A window that cannot be the last (the first, or one after a window that broke
@@ -295,9 +297,11 @@ def solve_window(
             release_freed_memory()
         start_vector = [x0]  # handed over: not held here through the solve
         del x0
+        steps = None if progress is None else \
+            (lambda line, N=N, Q=Q: progress(f"N = {N} (window {Q}): {line}"))
         rho, its, info = solve_fold(fold, x0=start_vector, gmres_tol=tol_here, restart=restart,
                                     maxiter=maxiter, cache=cache, threads=threads,
-                                    precision=precision, deflate=deflate)
+                                    precision=precision, deflate=deflate, progress=steps)
         del fold
         if heap:
             release_freed_memory()  # before the next window's assembly
@@ -321,7 +325,8 @@ def solve_window(
                       "m": np.asarray(m).tolist(),
                       "change_IM_per_N": d_IM[-1] if d_IM else np.inf,
                       "change_m": d_m[-1] if d_m else np.inf, "error_estimate": err,
-                      "seconds": time.perf_counter() - t0})
+                      "seconds": time.perf_counter() - t0,
+                      **({"refinement": info["refinement"]} if "refinement" in info else {})})
         if progress is not None:
             factors = "" if "factor_GB" not in info else \
                 f" ({info['factor_GB']:.2f} GB of {info['factor_precision']}-precision factors)"
