@@ -395,6 +395,14 @@ def test_stopped_points_are_told_apart_from_refusals(tmp_path):
     path.write_text(json.dumps({"meta": {}, "records": recs}))
     assert stopped_text(load_benchmark(path)).endswith(
         f"had not finished. Its last step of refinement there: “{step}”.")
+    from picorr.figures import progress_block
+    block = progress_block(load_benchmark(path))
+    assert block.startswith("Progress lines of the run at N = 2000 until it was stopped:\n\n"
+                            "```text\n[   241.3 s] N = 1000, window 38")
+    assert block.endswith(f"{step}\n```") and block.count("\n") == len(recs[0]["progress"]) + 3
+    from picorr.figures import progress_windows
+    assert progress_windows(load_benchmark(path), 1000) == [(38, 34)]
+    assert progress_windows(load_benchmark(path), 2000) == []  # a step is not a window
     recs[0]["progress"] = recs[0]["progress"][:1]  # not even the coarse solves
     path.write_text(json.dumps({"meta": {}, "records": recs}))
     assert stopped_text(load_benchmark(path)).endswith("It had finished no window at N = 2000.")
@@ -402,6 +410,7 @@ def test_stopped_points_are_told_apart_from_refusals(tmp_path):
     recs.pop(0)
     path.write_text(json.dumps({"meta": {}, "records": recs}))
     assert stopped_text(load_benchmark(path)) == ""
+    assert progress_block(load_benchmark(path)) == ""  # a refusal has no progress to show
 
 
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():

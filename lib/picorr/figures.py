@@ -598,6 +598,31 @@ def stopped_text(*benches: dict) -> str:
     return " ".join(out)
 
 
+def progress_windows(bench: dict, N: int) -> list[tuple[int, int]]:
+    """``(window, GMRES iterations)`` of each window at size ``N`` that the progress lines of
+    a loaded benchmark's stopped points (:func:`progress_block`) report as finished: the
+    coarse solves' windows when ``N`` is a coarse size. Empty when there is none."""
+    import re
+
+    pat = re.compile(rf"\] N = {int(N)}, window (\d+): (\d+) iterations")
+    return [(int(m[1]), int(m[2])) for r in bench["errors"] if r.get("stopped")
+            for m in map(pat.search, r.get("progress") or []) if m]
+
+
+def progress_block(bench: dict) -> str:
+    """The progress lines that the stopped points of a loaded benchmark
+    (:func:`load_benchmark`) had printed (``bench_steady.py --progress --timeout``), as one
+    fenced text block per point, each under a line naming it; empty when none was stopped
+    or none kept its lines."""
+    out = []
+    for r in bench["errors"]:
+        lines = r.get("progress") or []
+        if r.get("stopped") and lines:
+            out.append(f"Progress lines of the run at N = {int(r['N'])} until it was stopped:"
+                       "\n\n```text\n" + "\n".join(lines) + "\n```")
+    return "\n\n".join(out)
+
+
 def piqs_comparison(path: Path | str) -> dict:
     """The records of ``benchmarks/bench_piqs.py --out`` (QuTiP PIQS against picorr on the
     same steady state): ``{"meta": ..., "table": Markdown, "worst_difference": largest
