@@ -971,9 +971,9 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
                         "refinement": steps, **_factor_info(Ps, precision),
                         "deflate": deflate, "eo_from_transpose": scale is not None}
     try:
-        T = sla.LinearOperator((split.even.size, split.even.size), dtype=float,
-                               matvec=lambda x: x - Pe.solve(eo(Po.solve(Aoe @ x))))
-        rhs = Pe.solve(be - eo(Po.solve(bo)))
+        matvec, schur_rhs = _schur(Po, Pe, Aoe, eo, refine=True)
+        T = sla.LinearOperator((split.even.size, split.even.size), dtype=float, matvec=matvec)
+        rhs = schur_rhs(bo, be)
         del be
         ue, its = run_gmres(T, rhs, None, x0=x0e, rtol=rtol, restart=restart,
                             maxiter=maxiter, what=what, deflate=deflate)
@@ -985,6 +985,19 @@ def solve_red_black(split: ColourSplit, b, *, x0=None, rtol=1e-13, restart=60, m
     Ps = (Po, Pe)
     return u, its, {"scheme": "red-black Schur GMRES", **_factor_info(Ps, precision),
                     "deflate": deflate, "eo_from_transpose": scale is not None}
+
+
+def _schur(Po, Pe, Aoe, eo, refine: bool):
+    """``(T, rhs)``: the preconditioned Schur complement
+    ``T x = x - P_e^{-1} A_eo P_o^{-1} A_oe x`` and its right-hand side
+    ``rhs(r_o, r_e) = P_e^{-1} (r_e - A_eo P_o^{-1} r_o)`` for residuals ``r`` of the whole
+    system (:func:`solve_red_black`); ``refine=False``: unrefined single-precision solves."""
+    def T(x):
+        return x - Pe.solve(eo(Po.solve(Aoe @ x, refine=refine)), refine=refine)
+
+    def rhs(ro, re):
+        return Pe.solve(re - eo(Po.solve(ro, refine=refine)), refine=refine)
+    return T, rhs
 
 
 def _factor_info(Ps, precision: str) -> dict:
@@ -1031,11 +1044,7 @@ def _refined_red_black(Po, Pe, Aoe, eo, bo, be, x0e, *, rtol, restart, maxiter, 
     ``progress`` (a callable taking a line of text, optional) as it ends. Raises
     :class:`NotConvergedError` when ``maxiter`` inner iterations in all are spent, or an
     outer step cuts the residual by less than :data:`MIN_CUT`."""
-    def pre(ro, re):  # the preconditioned Schur residual, single-precision solves
-        return Pe.solve(re - eo(Po.solve(ro, refine=False)), refine=False)
-
-    def T(x):
-        return x - Pe.solve(eo(Po.solve(Aoe @ x, refine=False)), refine=False)
+    T, pre = _schur(Po, Pe, Aoe, eo, refine=False)  # single-precision solves
 
     ref = float(np.linalg.norm(pre(bo, be)))
     if ref == 0.0:
