@@ -418,7 +418,8 @@ def test_tail_estimate_of_a_geometric_series():
 def test_needed_window_of_a_scan_sets_the_next_start():
     """The window a finished scan needed is its smallest positive window within window_tol
     of the last one in I_M/N and in m; the next size starts one step below it scaled by
-    sqrt(2)."""
+    sqrt(2), or at it for the last size of a chain when the scan had not located it from
+    below."""
     from picorr.steady.window import needed_window, start_from_coarse
 
     nan3 = [np.nan] * 3
@@ -1180,6 +1181,41 @@ def test_single_precision_factors_solve_to_double_precision(monkeypatch):
     D.close()
     with pytest.raises(ValueError, match="precision must be one of double, single"):
         SectorPreconditioner(Aoo, q[odd], precision="half")
+
+
+def test_cached_single_precision_factors_shed_their_blocks_between_solves(monkeypatch):
+    """Between two windows the cached single-precision factors drop their double-precision
+    blocks (:func:`shed_blocks`); the next system's identical block is put back on the
+    cached factor, which is reused, not made again, and its products and solves are those
+    of the block; a changed block is factored anew."""
+    import picorr.steady.krylov as K
+    from picorr.steady.krylov import RefinedFactor, SectorPreconditioner, _sub_partner, shed_blocks
+
+    A, q, partner = _bordered_fold(lmg(40, 3.0, 0.5, 2.7, 1.0))
+    odd = np.flatnonzero(q % 2 == 1)
+    Aoo, sub = A[odd][:, odd], _sub_partner(partner, odd)
+    x = np.random.default_rng(6).normal(size=odd.size)
+    cache = {}
+    P = SectorPreconditioner(Aoo, q[odd], cache, partner=sub, precision="single")
+    P.close()
+    made = {k: v[0] for k, v in cache.items()}
+    shed_blocks(cache)
+    assert all(lu.block is None for lu, _ in cache.values())
+    calls = []
+    monkeypatch.setattr(K, "factorize", lambda *a: calls.append(1) or pytest.fail("refactored"))
+    P = SectorPreconditioner(Aoo, q[odd], cache, partner=sub, precision="single")
+    assert not calls and all(cache[k][0] is made[k] for k in made)
+    np.testing.assert_allclose(P.apply_blocks(x), Aoo @ x, rtol=0, atol=1e-13 * np.abs(Aoo @ x).max())
+    np.testing.assert_allclose(P.solve(Aoo @ x), x, rtol=0, atol=1e-11 * np.abs(x).max())
+    assert P.block_bytes > 0
+    P.close()
+    monkeypatch.undo()
+    shed_blocks(cache)
+    B = (Aoo * 1.5).tocsr()  # another block: a new factor, with its block
+    P = SectorPreconditioner(B, q[odd], cache, partner=sub, precision="single")
+    assert all(isinstance(cache[k][0], RefinedFactor) and cache[k][0] is not made[k] for k in made)
+    np.testing.assert_allclose(P.solve(B @ x), x, rtol=0, atol=1e-11 * np.abs(x).max())
+    P.close()
 
 
 @pytest.mark.parametrize("method,N,h,Gamma", [("window", 120, 0.5, 2.7), ("krylov", 60, -0.5, 0.7)])
