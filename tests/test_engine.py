@@ -430,7 +430,16 @@ def test_needed_window_of_a_scan_sets_the_next_start():
     assert needed_window(scan, 1e-11) == 24  # 20 is 8e-11 off in I_M/N
     scan[1]["m"] = [0.1, 0.2, 0.3 + 5e-9]  # I_M/N within, m not
     assert needed_window(scan, 1e-9) == 24
-    assert start_from_coarse(20, 4) == 24 and start_from_coarse(1, 4) == 4
+    # located from below (16 was tried): one step below sqrt(2) times the needed window
+    scan[1]["m"] = [0.1, 0.2, 0.3]
+    assert start_from_coarse(scan, 1e-9, 4) == 24 == start_from_coarse(scan, 1e-9, 4, last=False)
+    # the needed window was the scan's first, an upper bound only: the last size takes no
+    # step down, a size that is itself a coarse solve does
+    assert start_from_coarse(scan[1:], 1e-9, 4) == 28
+    assert start_from_coarse(scan[1:], 1e-9, 4, last=False) == 24
+    tiny = [{"window": 1, "IM_per_N": 0.1, "m": [0, 0, 0]}, {"window": 2, "IM_per_N": 0.1,
+                                                             "m": [0, 0, 0]}]
+    assert start_from_coarse(tiny, 1e-9, 4) == 4
 
 
 @pytest.mark.parametrize("precision", ["double", "single"])

@@ -413,6 +413,32 @@ def test_stopped_points_are_told_apart_from_refusals(tmp_path):
     assert progress_block(load_benchmark(path)) == ""  # a refusal has no progress to show
 
 
+def test_cold_start_table_reads_the_benchmark_record(tmp_path):
+    """``bench_cold_start.py --out`` as a table: one row a window, the positivity from the
+    record, and the fewest and most iterations."""
+    import json
+
+    from picorr.figures import cold_start_table
+
+    rec = {"N": 1000, "Gamma": 2.7, "restart": 30, "deflate": 10, "gmres_tol": 1e-10,
+           "factor_precision": "double",
+           "windows": [{"window": 30, "iterations": 91, "seconds": 250.2, "positive": False,
+                        "IM_per_N": float("nan")},
+                       {"window": 34, "iterations": 92, "seconds": 261.0, "positive": True,
+                        "IM_per_N": 0.205883170369}]}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"meta": {"date": "today", "commit": "abc", "command": "cold"},
+                                "record": rec}))
+    table, summary = cold_start_table(path)
+    lines = table.splitlines()
+    assert lines[2] == "| 30 | 91 | 250 | no | nan |"
+    assert lines[3] == "| 34 | 92 | 261 | yes | 0.205883170369 |"
+    assert lines[-1].startswith("Measured today at commit `abc`, N = 1000, Γ = 2.7γ, "
+                                "double-precision factors, GMRES(30) keeping 10, to 1e-10")
+    assert summary == {"N": 1000, "windows": [30, 34], "iterations": (91, 92),
+                       "positive": [34]}
+
+
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():
     from types import SimpleNamespace as NS
 

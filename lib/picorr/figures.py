@@ -609,6 +609,30 @@ def progress_windows(bench: dict, N: int) -> list[tuple[int, int]]:
             for m in map(pat.search, r.get("progress") or []) if m]
 
 
+def cold_start_table(path: Path | str) -> tuple[str, dict]:
+    """The record of ``benchmarks/bench_cold_start.py --out`` (windows at one N solved each
+    from a cold start) as a Markdown table with the line saying how it was measured, and a
+    summary ``{"N", "windows", "iterations": (fewest, most), "positive": windows that kept
+    the state positive}``."""
+    import json
+
+    raw = json.loads(Path(path).read_text())
+    rec, meta = raw["record"], raw["meta"]
+    rows = ["| $Q$ | GMRES its | seconds | positive | $I_M/N$ |", "|---:|---:|---:|---|---:|"]
+    for w in rec["windows"]:
+        rows.append(f"| {w['window']} | {w['iterations']} | {w['seconds']:.0f} | "
+                    f"{'yes' if w['positive'] else 'no'} | {w['IM_per_N']:.12f} |")
+    its = [w["iterations"] for w in rec["windows"]]
+    line = (f"Measured {meta['date']} at commit `{meta['commit']}`, N = {rec['N']}, "
+            f"Γ = {rec['Gamma']:g}γ, {rec['factor_precision']}-precision factors, "
+            f"GMRES({rec['restart']}) keeping {rec['deflate']}, to {rec['gmres_tol']:.0e}, "
+            f"with `{meta['command']}`.")
+    return "\n".join(rows) + "\n\n" + line, {
+        "N": rec["N"], "windows": [w["window"] for w in rec["windows"]],
+        "iterations": (min(its), max(its)),
+        "positive": [w["window"] for w in rec["windows"] if w["positive"]]}
+
+
 def progress_block(bench: dict) -> str:
     """The progress lines that the stopped points of a loaded benchmark
     (:func:`load_benchmark`) had printed (``bench_steady.py --progress --timeout``), as one

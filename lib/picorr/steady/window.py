@@ -61,12 +61,27 @@ def needed_window(scan: list[dict], window_tol: float) -> int:
     return int(last["window"])
 
 
-def start_from_coarse(coarse_needed: int, step: int) -> int:
-    """First window at N from the window needed at N // 2: the needed window grows like
-    sqrt(N) (see :func:`default_start_window`); one step below, because a scan cannot find
-    a window smaller than its own first one, so ``coarse_needed`` tends to be high and the
-    excess would otherwise carry over, times sqrt(2), from one size to the next."""
-    return max(4, int(round(np.sqrt(2) * coarse_needed)) - step)
+def start_from_coarse(scan: list[dict], window_tol: float, step: int, *,
+                      last: bool = True) -> int:
+    """First window at N from the finished scan of N // 2: the window that scan needed
+    (:func:`needed_window`) times sqrt(2), since the needed window grows like sqrt(N) (see
+    :func:`default_start_window`), and one step lower, except for the last size of a chain
+    of coarse solves (``last``) when the coarse scan did not locate its window from below.
+
+    A scan cannot find a window smaller than its first, so a needed window that was the
+    first is an upper bound only; scaled and one step lower it may be too small. For the
+    sizes that are some larger size's coarse solve that gamble is cheap and pays: a window
+    that falls short locates the needed one from below, which sharpens the next size's
+    start, and a located window does not carry an excess, times sqrt(2), from one size to
+    the next. For the last size it does not: a first window that breaks positivity is no
+    term of the scan's change, so the scan needs two more windows, and a cold start costs
+    the same iterations whatever the window (``benchmarks/bench_cold_start.py``, N = 1000,
+    Gamma = 2.7: ``data/benchmarks/cold_start.json``). It lost at N = 2000, Gamma = 2.7,
+    where N = 1000 needed its first window, 34, and the start 44 broke positivity."""
+    needed = needed_window(scan, window_tol)
+    located = any(s["window"] < needed for s in scan)
+    down = step if located or not last else 0
+    return max(4, int(round(np.sqrt(2) * needed)) - down)
 
 
 #: Most negative block eigenvalue accepted for a truncated state, relative to the largest.
@@ -189,7 +204,8 @@ def solve_window(
     this same method), predicts from it the (J, M) rows where the state is negligible
     (:mod:`.support`; relative population below ``mask_eps``) and leaves them out; the scan
     then starts one step below the window the coarse scan needed (:func:`needed_window`)
-    scaled by sqrt(2). The final residual is
+    scaled by sqrt(2), or at it when this is the last size and the coarse scan did not
+    locate it from below (:func:`start_from_coarse`). The final residual is
     taken on the mask widened by the Liouvillian's reach, so flux into the rows left out
     fails the tolerance instead of passing unseen.
 
@@ -254,7 +270,7 @@ def solve_window(
         rows = predict_rows(N, coarse.state, eps=mask_eps)
         release_freed_memory()  # what the coarse solve freed
         if start is None:
-            start = start_from_coarse(needed_window(coarse.info["scan"], window_tol), step)
+            start = start_from_coarse(coarse.info["scan"], window_tol, step, last=not outer)
         if progress is not None:
             progress(f"N = {N}: support mask from N = {N // 2} keeps "
                      f"{support_fraction(N, rows):.0%} of the (J, M) rows")
