@@ -57,7 +57,8 @@ def run_point(N, h, Gamma, coupling=3.0, gamma=1.0, method="auto", extra=(), tim
     """One point in its own process: its JSON record with the wall time and peak memory, or
     a record with ``error`` (the solver's one-line message). A point still running after
     ``timeout`` seconds is killed and recorded as ``stopped``, with its wall time, its peak
-    memory so far and the progress lines it had printed (``--progress``)."""
+    memory so far and the progress lines it had printed (``--progress``); a finished point
+    keeps them too."""
     cmd = [sys.executable, "-m", "picorr", "steady", "--N", str(N), "--coupling", str(coupling),
            "--h", str(h), "--Gamma", str(Gamma), "--gamma", str(gamma), "--method", method,
            "--json", *extra]
@@ -101,6 +102,8 @@ def run_point(N, h, Gamma, coupling=3.0, gamma=1.0, method="auto", extra=(), tim
                 "error": err.strip().splitlines()[-1]}
     res = json.loads(out.strip().splitlines()[-1])
     res.update(wall=wall, peak_gb=usage.ru_maxrss * 1024 / 1e9, h=h, Gamma=Gamma)
+    if echo:  # what the run printed on the way, kept as for a stopped point
+        res["progress"] = [ln.rstrip() for ln in err_lines]
     return res
 
 
