@@ -403,6 +403,19 @@ def test_stopped_points_are_told_apart_from_refusals(tmp_path):
     from picorr.figures import progress_windows
     assert progress_windows(load_benchmark(path), 1000) == [(38, 34)]
     assert progress_windows(load_benchmark(path), 2000) == []  # a step is not a window
+    # a finished point run with --progress keeps its lines too; two of them, with scans of
+    # different lengths, load as columns of objects
+    done = [{"N": n, "h": 0.5, "Gamma": 2.7, "method": "window", "wall": 1.0, "peak_gb": 1.0,
+             "window": 8, "unknowns": 10, "iterations": 3, "IM_per_N": 0.2,
+             "scan": [{"window": 8}] * k, "progress": [f"[ 1.0 s] N = {n}, window 8: "
+                                                      f"{k} iterations, I_M/N = 0.2"] * k}
+            for n, k in ((300, 1), (600, 2))]
+    path.write_text(json.dumps({"meta": {}, "records": recs + done}))
+    both = load_benchmark(path)
+    assert list(both["by_h"][0.5]["scan"][1]) == [{"window": 8}] * 2
+    assert progress_windows(both, 600) == [(8, 2), (8, 2)]
+    assert progress_block(both).count("Progress lines of the run at N = 600:\n") == 1
+    assert progress_block(both).count("until it was stopped") == 1
     recs[0]["progress"] = recs[0]["progress"][:1]  # not even the coarse solves
     path.write_text(json.dumps({"meta": {}, "records": recs}))
     assert stopped_text(load_benchmark(path)).endswith("It had finished no window at N = 2000.")

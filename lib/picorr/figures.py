@@ -390,7 +390,8 @@ def cost_vs_n(Ns, coupling: float, h: float, Gamma: float, gamma: float = 1.0) -
 def load_benchmark(path: Path | str) -> dict:
     """The records of ``benchmarks/bench_steady.py --out`` as arrays per field value of h:
     ``{"meta": ..., "by_h": {h: {"N": array, "wall": ..., "peak_gb": ..., ...}},
-    "errors": [records that failed, e.g. refused for memory]}``."""
+    "errors": [records that failed, e.g. refused for memory], "records": [all, as read]}``
+    (fields that hold lists, such as a scan or progress lines, as arrays of objects)."""
     import json
 
     raw = json.loads(Path(path).read_text())
@@ -399,9 +400,18 @@ def load_benchmark(path: Path | str) -> dict:
     for h in sorted({float(r["h"]) for r in ok}):
         rs = sorted((r for r in ok if float(r["h"]) == h), key=lambda r: r["N"])
         keys = dict.fromkeys(k for r in rs for k in r)  # every field any record has
-        by_h[h] = {k: np.array([r.get(k) for r in rs]) for k in keys}
+        by_h[h] = {k: _column([r.get(k) for r in rs]) for k in keys}
     return {"meta": raw["meta"], "by_h": by_h,
-            "errors": [r for r in raw["records"] if "error" in r]}
+            "errors": [r for r in raw["records"] if "error" in r], "records": raw["records"]}
+
+
+def _column(values: list) -> np.ndarray:
+    """One field of the records as an array; lists (a scan, progress lines) as objects."""
+    if any(isinstance(v, (list, dict)) for v in values):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    return np.array(values)
 
 
 def measured_at(bench: dict, N: int, field: str = "peak_gb", h: float = 0.5) -> float:
@@ -600,13 +610,21 @@ def stopped_text(*benches: dict) -> str:
 
 def progress_windows(bench: dict, N: int) -> list[tuple[int, int]]:
     """``(window, GMRES iterations)`` of each window at size ``N`` that the progress lines of
-    a loaded benchmark's stopped points (:func:`progress_block`) report as finished: the
-    coarse solves' windows when ``N`` is a coarse size. Empty when there is none."""
+    a loaded benchmark's points (stopped, or finished with ``--progress``;
+    :func:`progress_block`) report as finished: the coarse solves' windows when ``N`` is a
+    coarse size. Empty when there is none."""
     import re
 
     pat = re.compile(rf"\] N = {int(N)}, window (\d+): (\d+) iterations")
-    return [(int(m[1]), int(m[2])) for r in bench["errors"] if r.get("stopped")
-            for m in map(pat.search, r.get("progress") or []) if m]
+    return [(int(m[1]), int(m[2])) for r in _with_progress(bench)
+            for m in map(pat.search, r["progress"]) if m]
+
+
+def _with_progress(bench: dict) -> list[dict]:
+    """The records of a loaded benchmark that kept progress lines: stopped points, and
+    finished ones run with ``--progress``."""
+    return [r for r in bench.get("records", bench["errors"]) if r.get("progress")
+            and (r.get("stopped") or "error" not in r)]
 
 
 def cold_start_table(path: Path | str) -> tuple[str, dict]:
@@ -634,16 +652,15 @@ def cold_start_table(path: Path | str) -> tuple[str, dict]:
 
 
 def progress_block(bench: dict) -> str:
-    """The progress lines that the stopped points of a loaded benchmark
-    (:func:`load_benchmark`) had printed (``bench_steady.py --progress --timeout``), as one
-    fenced text block per point, each under a line naming it; empty when none was stopped
-    or none kept its lines."""
+    """The progress lines that the points of a loaded benchmark (:func:`load_benchmark`)
+    printed (``bench_steady.py --progress``; a point stopped by ``--timeout`` keeps what it
+    had printed), as one fenced text block per point, each under a line naming it; empty
+    when no point kept its lines."""
     out = []
-    for r in bench["errors"]:
-        lines = r.get("progress") or []
-        if r.get("stopped") and lines:
-            out.append(f"Progress lines of the run at N = {int(r['N'])} until it was stopped:"
-                       "\n\n```text\n" + "\n".join(lines) + "\n```")
+    for r in _with_progress(bench):
+        until = " until it was stopped" if r.get("stopped") else ""
+        out.append(f"Progress lines of the run at N = {int(r['N'])}{until}:"
+                   "\n\n```text\n" + "\n".join(r["progress"]) + "\n```")
     return "\n\n".join(out)
 
 
