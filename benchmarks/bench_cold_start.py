@@ -92,16 +92,16 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",") if w]
+    try:  # the code measured: read before the run, not after it
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                capture_output=True, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
     rec = cold_windows(args.N, args.Gamma, windows, restart=args.restart,
                        deflate=args.deflate, precision=args.factor_precision,
                        window_tol=args.window_tol,
                        progress=lambda line: print(line, flush=True))
     if args.out:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], text=True,
-                                    capture_output=True, cwd=Path(__file__).parent).stdout.strip()
-        except OSError:
-            commit = ""
         meta = {"command": " ".join(["benchmarks/bench_cold_start.py", *(argv or sys.argv[1:])]),
                 "commit": commit, "python": platform.python_version(),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
