@@ -33,13 +33,11 @@ import numpy as np  # noqa: E402
 
 from picorr import lmg, steady_state  # noqa: E402
 from picorr.dicke import BlockLayout  # noqa: E402
-from picorr.information import NegativeEigenvalueError, correlations  # noqa: E402
-from picorr.states import BlockState  # noqa: E402
 from picorr.steady.krylov import assemble_fold, solve_fold  # noqa: E402
 from picorr.steady.support import (WINDOW_BAND_EPS, WINDOW_MASK_EPS, predict_bands,  # noqa: E402
                                    predict_rows, support_fraction)
-from picorr.steady.window import (SCAN_GMRES_TOL, WINDOW_NEGATIVITY_TOLERANCE,  # noqa: E402
-                                  default_start_window)
+from picorr.steady.window import (SCAN_GMRES_TOL, default_start_window,  # noqa: E402
+                                  window_correlations)
 
 
 def cold_windows(N: int, Gamma: float, windows: list[int], *, restart: int, deflate: int,
@@ -62,11 +60,7 @@ def cold_windows(N: int, Gamma: float, windows: list[int], *, restart: int, defl
         rho, its, info = solve_fold(fold, gmres_tol=SCAN_GMRES_TOL, restart=restart,
                                     deflate=deflate, precision=precision, maxiter=5000)
         del fold
-        try:
-            IM = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()),
-                              WINDOW_NEGATIVITY_TOLERANCE).IM_per_N
-        except NegativeEigenvalueError:
-            IM = float("nan")
+        IM = float(window_correlations(layout, rho)[1])
         rec = {"window": Q, "iterations": its, "seconds": time.perf_counter() - t,
                "positive": bool(np.isfinite(IM)), "IM_per_N": IM,
                "real_unknowns": info["real_unknowns"],

@@ -449,7 +449,10 @@ def test_cold_start_table_reads_the_benchmark_record(tmp_path):
     assert lines[-1].startswith("Measured today at commit `abc`, N = 1000, Γ = 2.7γ, "
                                 "double-precision factors, GMRES(30) keeping 10, to 1e-10")
     assert summary == {"N": 1000, "windows": [30, 34], "iterations": (91, 92),
-                       "positive": [34]}
+                       "iterations_text": "91 to 92", "positive": [34]}
+    from picorr.figures import run_limit
+    assert run_limit({"meta": {"command": "bench --timeout 5400 --out x"}}) == "90 minutes"
+    assert run_limit({"meta": {"command": "bench"}}) == run_limit(None) == "(no limit)"
 
 
 def test_curves_on_grid_merges_sizes_and_marks_missing_points():

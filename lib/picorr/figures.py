@@ -630,8 +630,8 @@ def _with_progress(bench: dict) -> list[dict]:
 def cold_start_table(path: Path | str) -> tuple[str, dict]:
     """The record of ``benchmarks/bench_cold_start.py --out`` (windows at one N solved each
     from a cold start) as a Markdown table with the line saying how it was measured, and a
-    summary ``{"N", "windows", "iterations": (fewest, most), "positive": windows that kept
-    the state positive}``."""
+    summary ``{"N", "windows", "iterations": (fewest, most), "iterations_text" (one number
+    when they are equal), "positive": windows that kept the state positive}``."""
     import json
 
     raw = json.loads(Path(path).read_text())
@@ -641,14 +641,24 @@ def cold_start_table(path: Path | str) -> tuple[str, dict]:
         rows.append(f"| {w['window']} | {w['iterations']} | "
                     f"{'yes' if w['positive'] else 'no'} | {w['IM_per_N']:.12f} |")
     its = [w["iterations"] for w in rec["windows"]]
+    lo, hi = min(its), max(its)
     line = (f"Measured {meta['date']} at commit `{meta['commit']}`, N = {rec['N']}, "
             f"Γ = {rec['Gamma']:g}γ, {rec['factor_precision']}-precision factors, "
             f"GMRES({rec['restart']}) keeping {rec['deflate']}, to {rec['gmres_tol']:.0e}, "
             f"with `{meta['command']}`.")
     return "\n".join(rows) + "\n\n" + line, {
         "N": rec["N"], "windows": [w["window"] for w in rec["windows"]],
-        "iterations": (min(its), max(its)),
+        "iterations": (lo, hi), "iterations_text": str(lo) if lo == hi else f"{lo} to {hi}",
         "positive": [w["window"] for w in rec["windows"] if w["positive"]]}
+
+
+def run_limit(bench: dict | None) -> str:
+    """The time limit a benchmark was run with (``--timeout`` in its recorded command), as
+    text: "90 minutes"; "(no limit)" when none was set or the file is missing."""
+    import re
+
+    limit = re.search(r"--timeout (\d+)", bench["meta"]["command"]) if bench else None
+    return f"{int(limit[1]) / 60:.0f} minutes" if limit else "(no limit)"
 
 
 def progress_block(bench: dict) -> str:

@@ -105,6 +105,20 @@ SCAN_GMRES_TOL = 1e-10
 GEOMETRIC_RATIO = 0.5
 
 
+def window_correlations(layout: BlockLayout, rho: np.ndarray,
+                        negativity_tol: float = WINDOW_NEGATIVITY_TOLERANCE):
+    """``(correlations, I_M/N, m)`` of a window's solution ``rho`` on ``layout`` (normalised
+    here), or ``(None, nan, [nan] * 3)`` when its most negative block eigenvalue is below
+    ``-negativity_tol`` times the largest: a window too small to keep the state positive,
+    which a scan goes on from."""
+    try:
+        c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()),
+                         negativity_tol)
+    except NegativeEigenvalueError:
+        return None, np.nan, np.full(3, np.nan)
+    return c, c.IM_per_N, c.m
+
+
 def tail_estimate(changes: list[float]) -> tuple[float, float]:
     """``(error, ratio)``: the remaining error of the last window from the last changes of a
     quantity between successive windows. When the last two changes shrink by a ratio
@@ -322,12 +336,7 @@ def solve_window(
         if heap:
             release_freed_memory()  # before the next window's assembly
         iterations += its
-        try:
-            c = correlations(BlockState(layout, rho / rho[layout.diagonal].real.sum()),
-                             negativity_tol)
-            IM, m = c.IM_per_N, c.m
-        except NegativeEigenvalueError:  # too small a window breaks positivity: go on
-            c, IM, m = None, np.nan, np.full(3, np.nan)
+        c, IM, m = window_correlations(layout, rho, negativity_tol)
         positive = not np.isnan(IM)
         if positive and prev is not None and not np.isnan(prev[2]):
             d_IM.append(abs(IM - prev[2]))
