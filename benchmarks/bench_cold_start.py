@@ -32,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import numpy as np  # noqa: E402
 
 from picorr import lmg, steady_state  # noqa: E402
-from picorr.dicke import BlockLayout  # noqa: E402
 from picorr.steady.krylov import assemble_fold, solve_fold  # noqa: E402
-from picorr.steady.support import (WINDOW_BAND_EPS, WINDOW_MASK_EPS, predict_bands,  # noqa: E402
+from picorr.steady.support import (WINDOW_BAND_EPS, WINDOW_MASK_EPS,  # noqa: E402
                                    predict_rows, support_fraction)
 from picorr.steady.window import (SCAN_GMRES_TOL, default_start_window,  # noqa: E402
-                                  window_correlations)
+                                  window_correlations, window_layout)
 
 
 def cold_windows(N: int, Gamma: float, windows: list[int], *, restart: int, deflate: int,
@@ -54,8 +53,7 @@ def cold_windows(N: int, Gamma: float, windows: list[int], *, restart: int, defl
     out = []
     for Q in windows:
         t = time.perf_counter()
-        bands = predict_bands(N, Q, coarse.state, eps=WINDOW_BAND_EPS)
-        layout = BlockLayout(N, Q, rows=rows, bands=bands)
+        layout = window_layout(N, Q, rows, coarse.state, band_eps=WINDOW_BAND_EPS)
         fold, _ = assemble_fold(model, layout, keep_operator=False)
         rho, its, info = solve_fold(fold, gmres_tol=SCAN_GMRES_TOL, restart=restart,
                                     deflate=deflate, precision=precision, maxiter=5000)

@@ -1227,6 +1227,24 @@ def test_cached_single_precision_factors_shed_their_blocks_between_solves(monkey
     P.close()
 
 
+def test_progress_lines_of_a_masked_solve_are_read_back():
+    """parse_progress reads the lines solve_window writes: the support mask of the size,
+    its windows with their iterations as the scan records them, a benchmark's time stamp;
+    other lines are None."""
+    from picorr.steady.window import parse_progress
+
+    lines = []
+    res = steady_state(lmg(300, 3.0, 0.5, 1.68, 1.0), method="window", progress=lines.append)
+    said = [parse_progress(ln) for ln in lines]
+    assert [p["N"] for p in said if p and p["kind"] == "mask"] == [300]
+    assert [(p["window"], p["iterations"]) for p in said
+            if p and p["kind"] == "window" and p["N"] == 300] == \
+        [(w["window"], w["iterations"]) for w in res.info["scan"]]
+    stamped = parse_progress(f"[   12.5 s] {lines[-1]}")
+    assert stamped["seconds"] == 12.5 and stamped["N"] == 300
+    assert parse_progress("N = 300: something else") is None
+
+
 @pytest.mark.parametrize("method,N,h,Gamma", [("window", 120, 0.5, 2.7), ("krylov", 60, -0.5, 0.7)])
 def test_single_precision_factors_give_the_double_precision_state(method, N, h, Gamma):
     """The whole solve with single-precision factors, by mixed-precision refinement: the
@@ -1257,6 +1275,15 @@ def test_single_precision_factors_give_the_double_precision_state(method, N, h, 
         assert told[-1] == (f"N = {N} (window {scan[-1]['window']}): refinement step "
                             f"{len(scan[-1]['refinement'])} cut the residual to "
                             f"{last['residual']:.1e} in {last['iterations']} iterations")
+        # the book reads these lines back with parse_progress: the same numbers
+        from picorr.steady.window import parse_progress
+        said = [parse_progress(ln) for ln in lines]
+        assert [(p["window"], p["iterations"]) for p in said if p and p["kind"] == "window"] \
+            == [(w["window"], w["iterations"]) for w in scan]
+        assert [(p["window"], p["step"], p["iterations"]) for p in said
+                if p and p["kind"] == "step"] == \
+            [(w["window"], i + 1, st["iterations"]) for w in scan
+             for i, st in enumerate(w["refinement"])]
     assert abs(low.IM_per_N - ref.IM_per_N) < 1e-12
     np.testing.assert_allclose(low.m, ref.m, rtol=0, atol=1e-12)
     assert low.relative_residual < 1e-10

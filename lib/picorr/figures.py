@@ -576,8 +576,9 @@ def stopped_text(*benches: dict) -> str:
     stopped unfinished (``bench_steady.py --timeout``): after how long, at what peak memory,
     and how far the solve had got by its progress lines: the last window it had finished at
     the point's own N, or else when its coarse solves had ended (the line of its support
-    mask) and that its first window there had not. Empty when none was stopped."""
-    import re
+    mask) and that its first window there had not. Empty when none was stopped. The lines
+    are read by :func:`.steady.window.parse_progress`, beside the code that writes them."""
+    from .steady.window import parse_progress
 
     out = []
     for b in benches:
@@ -587,16 +588,18 @@ def stopped_text(*benches: dict) -> str:
             N = int(r["N"])
             G = f" at Γ = {float(r['Gamma']):g}γ" if r.get("Gamma") is not None else ""
             lines = r.get("progress") or []
-            own = [ln for ln in lines if f"] N = {N}, window" in ln]
-            mask = [ln for ln in lines if f"] N = {N}: support mask" in ln]
+            said = [(ln, parse_progress(ln)) for ln in lines]
+            said = [(ln, p) for ln, p in said if p is not None and p["N"] == N]
+            own = [ln for ln, p in said if p["kind"] == "window"]
+            mask = [(ln, p) for ln, p in said if p["kind"] == "mask"]
             if own:
                 far = f" The last window it had finished: “{own[-1]}”."
             elif mask:
-                t = re.match(r"\[\s*([\d.]+) s\]", mask[-1])
-                when = f" after {float(t[1]):.0f} s" if t else ""
-                far = (f" Its coarse solves had ended{when} (“{mask[-1]}”), and its first "
+                ln, p = mask[-1]
+                when = f" after {p['seconds']:.0f} s" if "seconds" in p else ""
+                far = (f" Its coarse solves had ended{when} (“{ln}”), and its first "
                        f"window at N = {N} had not finished.")
-                steps = [ln for ln in lines if f"] N = {N} (window" in ln]
+                steps = [ln for ln, p in said if p["kind"] == "step"]
                 if steps:
                     far += f" Its last step of refinement there: “{steps[-1]}”."
             else:
@@ -613,11 +616,11 @@ def progress_windows(bench: dict, N: int) -> list[tuple[int, int]]:
     a loaded benchmark's points (stopped, or finished with ``--progress``;
     :func:`progress_block`) report as finished: the coarse solves' windows when ``N`` is a
     coarse size. Empty when there is none."""
-    import re
+    from .steady.window import parse_progress
 
-    pat = re.compile(rf"\] N = {int(N)}, window (\d+): (\d+) iterations")
-    return [(int(m[1]), int(m[2])) for r in _with_progress(bench)
-            for m in map(pat.search, r["progress"]) if m]
+    said = [parse_progress(ln) for r in _with_progress(bench) for ln in r["progress"]]
+    return [(p["window"], p["iterations"]) for p in said
+            if p is not None and p["kind"] == "window" and p["N"] == int(N)]
 
 
 def _with_progress(bench: dict) -> list[dict]:

@@ -11,6 +11,7 @@ Inner solves are those of :mod:`.krylov` (Hermitian real form, block-Jacobi GMRE
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -130,6 +131,51 @@ def tail_estimate(changes: list[float]) -> tuple[float, float]:
         return d, float("nan")
     r = d / changes[-2]
     return (d * r / (1 - r) if r <= GEOMETRIC_RATIO else d), r
+
+
+def window_layout(N: int, Q: int, rows, coarse_state=None, *, bands: bool = True,
+                  band_eps: float = WINDOW_BAND_EPS) -> BlockLayout:
+    """The layout of window ``Q`` at ``N``: the (J, M) rows ``rows`` (None: all) and, with
+    a coarse steady state ``coarse_state`` and ``bands``, the coherence bands it predicts
+    (:func:`.support.predict_bands`, ``band_eps``). The coarse layout's tables, which the
+    prediction made, are dropped again (made anew when asked)."""
+    band = None if rows is None or coarse_state is None or not bands else \
+        predict_bands(N, Q, coarse_state, eps=band_eps)
+    if coarse_state is not None:
+        coarse_state.layout.forget()
+    return BlockLayout(N, Q, rows=rows, bands=band)
+
+
+#: The progress lines of a window solve (``progress``), as :func:`solve_window` writes
+#: them: the support mask of a size, a step of a mixed-precision refinement, a finished
+#: window. :func:`parse_progress` reads them (the book reads shipped benchmarks with it).
+PROGRESS_LINES = {
+    "mask": re.compile(r"N = (?P<N>\d+): support mask from N = \d+ keeps"),
+    "step": re.compile(r"N = (?P<N>\d+) \(window (?P<window>\d+)\): refinement step "
+                       r"(?P<step>\d+) cut the residual to \S+ in (?P<iterations>\d+) "
+                       r"iterations"),
+    "window": re.compile(r"N = (?P<N>\d+), window (?P<window>\d+): (?P<iterations>\d+) "
+                         r"iterations"),
+}
+
+#: The seconds that ``benchmarks/bench_steady.py --progress`` puts before each line.
+_SECONDS = re.compile(r"^\[\s*(?P<seconds>[\d.]+) s\] ")
+
+
+def parse_progress(line: str) -> dict | None:
+    """What a progress line of :func:`solve_window` says, as ``{"kind": "mask" | "step" |
+    "window", "N", and "window", "iterations", "step" where the line has them, and
+    "seconds" when it carries a benchmark's time stamp}``; None for any other line."""
+    t = _SECONDS.match(line)
+    body = line[t.end():] if t else line
+    for kind, pat in PROGRESS_LINES.items():
+        m = pat.match(body)
+        if m:
+            out = {"kind": kind, **{k: int(v) for k, v in m.groupdict().items()}}
+            if t:
+                out["seconds"] = float(t["seconds"])
+            return out
+    return None
 
 
 class OuterSizeMemoryError(InsufficientMemoryError):
@@ -297,11 +343,8 @@ def solve_window(
     precision = None  # of the factors: chosen per window, never back to double in a scan
     while True:
         Q = min(Q, max_window)
-        band = None if rows is None or not bands else \
-            predict_bands(N, Q, coarse.state, eps=band_eps)
-        if coarse is not None:  # its tables are made again for the next window's bands
-            coarse.state.layout.forget()
-        layout = BlockLayout(N, Q, rows=rows, bands=band)
+        layout = window_layout(N, Q, rows, None if coarse is None else coarse.state,
+                               bands=bands, band_eps=band_eps)
         estimate, precision = choose_precision(N, Q, restart, max_memory, layout=layout,
                                                precision=factor_precision, at_least=precision)
         # the start in real unknowns, half the bytes of the complex elements
