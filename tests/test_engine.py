@@ -1227,6 +1227,51 @@ def test_cached_single_precision_factors_shed_their_blocks_between_solves(monkey
     P.close()
 
 
+def test_residual_from_the_liouvillian_rows_is_that_of_the_bordered_fold():
+    """fold_residual (the refinement's residual without stored blocks) gives ``b - A u``
+    of the bordered fold (the stacked matrix with its trace row) by colour, for random
+    ``u``, on a window with its q < 0 rows folded (h < 0, Gamma above the transition)."""
+    from picorr.steady.krylov import assemble_fold, colour_split, fold_residual
+
+    model = lmg(40, 3.0, -0.5, 2.7, 1.0)
+    layout = BlockLayout(40, 6)
+    fold, _ = assemble_fold(model, layout, keep_operator=False)
+    A, b = assemble_fold(model, layout)[0].bordered()
+    row, cols = fold.trace_row()
+    split = colour_split(fold.take_parts(), fold.q, fold.complex_partner(),
+                         replace=(row, cols))
+    residual = fold_residual(model, fold, split, row, cols, threads=2)
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        u = rng.standard_normal(fold.size)
+        ro, re = residual(*split.split(u))
+        want = b - A @ u
+        np.testing.assert_allclose(split.join(ro, re), want, rtol=0,
+                                   atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("N,Gamma", [(120, 2.7), (300, 1.68)])
+def test_lean_single_precision_scan_equals_the_one_with_kept_blocks(N, Gamma):
+    """A scan with single-precision factors is lean by default: its refinement takes the
+    residual from the Liouvillian's rows, its factors keep no blocks and none are carried
+    between windows; it gives the state of the scan that keeps the blocks and the factors
+    (lean=False), and of double-precision factors, to 1e-12 in I_M/N and m, with the same
+    windows and a residual below the tolerance."""
+    model = lmg(N, 3.0, 0.5, Gamma, 1.0)
+    lean = steady_state(model, method="window", factor_precision="single")
+    kept = steady_state(model, method="window", factor_precision="single", lean=False)
+    ref = steady_state(model, method="window")
+    assert lean.info["lean"] and not kept.info["lean"] and not ref.info["lean"]
+    assert lean.info["refinement_residual"] == "Liouvillian rows"
+    assert kept.info["refinement_residual"] == "blocks"
+    assert lean.info["refined_blocks_GB"] == 0 < kept.info["refined_blocks_GB"]
+    assert [w["window"] for w in lean.info["scan"]] == [w["window"] for w in kept.info["scan"]]
+    for other in (kept, ref):
+        assert abs(lean.IM_per_N - other.IM_per_N) < 1e-12
+        np.testing.assert_allclose(lean.m, other.m, rtol=0, atol=1e-12)
+    assert lean.relative_residual < 1e-10
+
+
 def test_progress_lines_of_a_masked_solve_are_read_back():
     """parse_progress reads the lines solve_window writes: the support mask of the size,
     its windows with their iterations as the scan records them, a benchmark's time stamp;

@@ -351,6 +351,22 @@ class LiouvillianAction:
     def __matmul__(self, rho: np.ndarray) -> np.ndarray:
         return self.apply(rho)[0]
 
+    def product(self, rho: np.ndarray) -> np.ndarray:
+        """``L @ rho`` alone: no norm, nothing kept (for repeated products, such as the
+        residuals of a mixed-precision refinement, :func:`.steady.krylov.solve_fold`)."""
+        out = np.zeros(self.layout.size, dtype=complex)
+        off = self.layout.block_offsets
+
+        def one(blocks):
+            ja, jb = blocks
+            return liouvillian_rows(self.model, self.layout, ja, jb,
+                                    hermitian_rows=self.hermitian_rows) @ rho
+
+        ranges = row_blocks(self.layout)
+        for (ja, jb), v in zip(ranges, map_ranges(one, ranges, self.threads, self.layout)):
+            out[off[ja]:off[jb]] = v
+        return out
+
 
 def preserves_coherence_order(model: QubitModel) -> bool:
     """True when the Liouvillian conserves ``q = M - M'`` (the model's U(1) symmetry), so

@@ -248,6 +248,7 @@ def solve_window(
     outer: tuple = (),
     factor_precision: str = "auto",
     deflate: int | None = None,
+    lean: bool | None = None,
 ) -> SteadyState:
     """Steady state on growing coherence windows until ``I_M/N`` and ``m`` settle.
 
@@ -289,6 +290,14 @@ def solve_window(
     from the first window where only that fits; the coarse solves choose their own, and the
     larger sizes are bounded with the precision that needs least
     (:func:`check_outer_sizes`). The factors' precision is ``info['factor_precision']``.
+
+    ``lean`` (default: whenever the factors are single precision, which is chosen only
+    where double precision does not fit): spend time to save memory. The refinement takes
+    its residual from the model's Liouvillian, a block range at a time, instead of keeping
+    the sector blocks in double precision (:func:`.krylov.fold_residual`), and no factors
+    are carried from one window to the next, so that the next window is assembled without
+    the last one's factors beside it (where a scan with cached factors peaks). The choice
+    is ``info['lean']``.
 
     ``deflate`` harmonic Ritz vectors are kept across each GMRES restart (deflated
     restarting, :func:`.gmres.gmres`; 0 restarts plainly; default a third of ``restart``,
@@ -372,9 +381,14 @@ def solve_window(
         del x0
         steps = None if progress is None else \
             (lambda line, N=N, Q=Q: progress(f"N = {N} (window {Q}): {line}"))
+        lean_here = precision == "single" and (lean is None or bool(lean))
+        if lean_here:
+            cache.clear()  # no factors beside the next window's assembly
         rho, its, info = solve_fold(fold, x0=start_vector, gmres_tol=tol_here, restart=restart,
-                                    maxiter=maxiter, cache=cache, threads=threads,
-                                    precision=precision, deflate=deflate, progress=steps)
+                                    maxiter=maxiter, cache=None if lean_here else cache,
+                                    threads=threads, precision=precision, deflate=deflate,
+                                    progress=steps, model=model if lean_here else None)
+        info["lean"] = lean_here
         del fold
         if heap:
             release_freed_memory()  # before the next window's assembly
