@@ -184,7 +184,7 @@ def run_sizes(records, N, h, Gamma, extra, timeout=None) -> None:
 KEEP = ("N", "h", "Gamma", "method", "window", "unknowns", "iterations", "wall", "peak_gb",
         "relative_residual", "IM_per_N", "support_fraction", "band_fraction",
         "memory_estimate_GB", "window_error_estimate", "factor_precision", "factor_GB",
-        "restart", "deflate", "coarse_seconds", "scan", "error", "stopped", "progress")
+        "restart", "deflate", "lean", "coarse_seconds", "scan", "error", "stopped", "progress")
 
 
 def write_records(path, records, keep=KEEP, window_tol=None) -> None:

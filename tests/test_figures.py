@@ -688,3 +688,23 @@ def test_largest_difference_pairs_records_by_size_and_parameters(tmp_path):
     assert count == 2 and diff == pytest.approx(1e-10, rel=1e-3)
     diff, count = largest_difference(c, b)
     assert count == 0 and np.isnan(diff)
+
+
+def test_target_text_says_which_targets_a_point_met(tmp_path):
+    """target_text compares a point's wall time and peak memory with the two targets and
+    says which it met; a point not in the file gives an empty phrase."""
+    import json
+
+    from picorr.figures import load_benchmark, target_text
+
+    path = tmp_path / "b.json"
+    for wall, peak, want in ((1700.0, 19.0, "within both targets (30 minutes and 20 GB)"),
+                             (3500.0, 18.7, "within the 20 GB target but not the 30-minute one"),
+                             (1500.0, 21.4, "within the 30-minute target but not the 20 GB one"),
+                             (3100.0, 21.4, "outside both targets (30 minutes and 20 GB)")):
+        rec = {"N": 2000, "h": 0.5, "Gamma": 2.7, "method": "window", "wall": wall,
+               "peak_gb": peak, "window": 52, "unknowns": 10, "iterations": 3,
+               "IM_per_N": 0.2}
+        path.write_text(json.dumps({"meta": {}, "records": [rec]}))
+        assert target_text(load_benchmark(path), 2000, 30, 20) == want
+    assert target_text(load_benchmark(path), 1000, 30, 20) == ""

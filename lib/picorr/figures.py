@@ -440,6 +440,26 @@ def compare_runs(path: Path | str, other: Path | str, N: int) -> dict:
             "same": largest_difference(path, other)[0] if mine is not None else nan}
 
 
+def target_text(bench: dict, N: int, minutes: float, gigabytes: float,
+                h: float = 0.5) -> str:
+    """Whether the solve at ``N`` (field ``h``) of a loaded benchmark met a target of
+    ``minutes`` of wall time and ``gigabytes`` of peak memory, as a phrase: "within both
+    targets (30 minutes and 20 GB)", "within the 20 GB target but not the 30-minute one",
+    the converse, or "outside both targets"; empty when the point is not in the file."""
+    wall, peak = measured_at(bench, N, "wall", h), measured_at(bench, N, "peak_gb", h)
+    if not (np.isfinite(wall) and np.isfinite(peak)):
+        return ""
+    t, m = wall <= 60 * minutes, peak <= gigabytes
+    mins, gb = f"{minutes:g}-minute", f"{gigabytes:g} GB"
+    if t and m:
+        return f"within both targets ({minutes:g} minutes and {gb})"
+    if m:
+        return f"within the {gb} target but not the {mins} one"
+    if t:
+        return f"within the {mins} target but not the {gb} one"
+    return f"outside both targets ({minutes:g} minutes and {gb})"
+
+
 def measured_line(meta: dict, detail: str = "") -> str:
     """The sentence under a benchmark table: when, at which commit, on how many cores and
     with which command it was measured (``meta`` of a benchmark file), with ``detail``

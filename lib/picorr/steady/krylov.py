@@ -401,7 +401,9 @@ class SectorPreconditioner:
     factors solve to double precision by iterative refinement (:class:`RefinedFactor`),
     with about 0.6 times the memory and three times the triangular solves, or unrefined
     (``solve(r, refine=False)``) inside the mixed-precision refinement of
-    :func:`solve_red_black`.
+    :func:`solve_red_black`. With ``keep_blocks=False`` they keep no block (the refinement
+    then takes its residuals from the Liouvillian, :func:`fold_residual`) and solve only
+    unrefined, and each block is freed once its factor is made.
     """
 
     def __init__(self, A: sp.spmatrix, sector: np.ndarray, cache: dict | None = None,

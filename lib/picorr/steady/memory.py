@@ -43,6 +43,11 @@ With single-precision factors the model also held at N = 2000, Gamma = 2.7 (comm
 edcb437, ``data/benchmarks/steady_N2000_G2.7.json``, the whole scan solved): the estimate
 of its last window was 23.39 GB against a measured peak of 21.36 GB (1.09 times), the peak
 coming where the second window was assembled while the first one's factors were held.
+Since single-precision scans are lean (:func:`.window.solve_window`, ``lean``: no sector
+blocks kept for the refinement, no factors carried between windows), the same point peaked
+at 19.64 GB (commit cc1b2c6, ``data/benchmarks/steady_N2000_G2.7_lean.json``), in the
+second window's GMRES; the model still counts the blocks (:data:`BLOCK_ENTRIES`), so for a
+lean scan it errs further on the side of refusing.
 
 The earlier calibration, kept for the record of what lowered the memory since:
 
